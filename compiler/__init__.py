@@ -1,0 +1,1 @@
+"""Build-time compiler: load -> validate -> resolve -> emit."""

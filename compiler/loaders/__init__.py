@@ -1,0 +1,1 @@
+"""Format loaders: bytes in, JSON-compatible data plus source positions out."""

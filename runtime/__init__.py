@@ -1,0 +1,1 @@
+"""Cold-start runtime: standard library and bottle only; never imports the compiler."""
