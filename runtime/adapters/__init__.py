@@ -1,0 +1,1 @@
+"""Built-in adapters; each module imports its SDK only inside `activate()`."""

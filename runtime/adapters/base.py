@@ -1,0 +1,112 @@
+"""The adapter contract every provider (built-in or third-party) follows."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+class AdapterError(Exception):
+    """An adapter could not be built, activated or used; the message never holds a secret value."""
+
+
+class SecretNotFoundError(AdapterError):
+    pass
+
+
+class SecretAccessError(AdapterError):
+    pass
+
+
+class SecretValue:
+    """A secret's value; its repr and str are redacted so it cannot leak into logs or errors."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What an adapter may know about where it runs."""
+
+    project_dir: Path
+    cache_dir: Path
+    profile: str
+    log: Any = None  # a callable log(severity, message, **fields) or None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base for adapters: build cheaply, do I/O in `activate()`, report in `health()`."""
+
+    #: provider name, e.g. "env" or "cloudtasks"
+    name = ""
+
+    def __init__(self, settings: Mapping[str, Any], *, secrets: "SecretsAdapter | None" = None,
+                 context: AdapterContext | None = None) -> None:
+        self.settings = dict(settings)
+        self.secrets = secrets
+        self.context = context
+
+    def activate(self) -> None:
+        """Connect, import SDKs, prefetch. Called once at cold start."""
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ready"}
+
+    def close(self) -> None:
+        """Release connections; must be safe to call twice."""
+
+
+class SecretsAdapter(Adapter):
+    """A provider of secret values by name and version."""
+
+    def get(self, name: str, version: str = "latest") -> SecretValue:
+        raise NotImplementedError
+
+    def readiness(self, refs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """`{status, detail, missing}` for the given (name, version) pairs; status is ready|missing|error."""
+        missing: list[str] = []
+        errors: list[str] = []
+        for name, version in refs:
+            try:
+                self.get(name, version)
+            except SecretNotFoundError:
+                missing.append(name if version == "latest" else f"{name}@{version}")
+            except AdapterError as exc:
+                errors.append(f"{name}: {exc}")
+        if errors:
+            return {"status": "error", "detail": "; ".join(errors), "missing": missing}
+        if missing:
+            return {"status": "missing", "detail": "missing: " + ", ".join(missing), "missing": missing}
+        return {"status": "ready", "detail": None, "missing": []}
+
+
+def load_factory(path: str) -> Any:
+    """Import `module.path:Attr` and return Attr; imports only that module."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise AdapterError(f"factory {path!r} is not of the form module.path:attr")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
