@@ -100,13 +100,24 @@ class SecretsAdapter(Adapter):
         return {"status": "ready", "detail": None, "missing": []}
 
 
-def load_factory(path: str) -> Any:
-    """Import `module.path:Attr` and return Attr; imports only that module."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
+def load_factory(path: str, allowlist: Iterable[str] | None = None) -> Any:
+    """Import `module.path:Attr` and return Attr, refusing anything outside the allowlist.
+
+    Attr must be one identifier defined in that module itself, so an allowed
+    module cannot be used as a springboard (`allowed.mod:os.system`).
+    """
+    module_name, sep, attr = path.partition(":")
+    parts = module_name.split(".")
+    if not sep or not attr.isidentifier() or not all(p.isidentifier() for p in parts):
         raise AdapterError(f"factory {path!r} is not of the form module.path:attr")
+    if allowlist is not None and not any(
+        module_name == prefix or module_name.startswith(prefix + ".") for prefix in allowlist
+    ):
+        raise AdapterError(f"factory {path!r} is outside the factory allowlist")
     module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise AdapterError(f"factory {path!r}: module {module_name} has no attribute {attr}")
+    if getattr(obj, "__module__", None) != module_name:
+        raise AdapterError(f"factory {path!r} is not defined in {module_name}")
     return obj
