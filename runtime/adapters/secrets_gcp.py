@@ -10,7 +10,6 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping
 
 from runtime.adapters.base import (
@@ -248,6 +247,8 @@ class SecretManagerSecrets(SecretsAdapter):
 
         if len(refs) <= 1:
             return {key: one(key) for key in refs}
+        from concurrent.futures import ThreadPoolExecutor  # pulls in logging: not at import time
+
         with ThreadPoolExecutor(max_workers=min(MAX_PREFETCH_WORKERS, len(refs)),
                                 thread_name_prefix="secret-fetch") as pool:
             return dict(zip(refs, pool.map(one, refs)))
