@@ -105,6 +105,9 @@ class Selection:
     origin: str  # "builtin" or the manifest position of the entry
     reason: str  # why it won: "selected at config/x.toml:9:1", "highest (priority, stack_level)", ...
     required: bool = True
+    #: dotted path of these settings inside ProfileArtifact.settings ("secrets",
+    #: "adapters.provider_settings.<provider>"), where env overrides land; "" if none
+    settings_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,52 @@
+"""Wires the compile stages for a project: load -> validate -> resolve -> emit (to bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.diagnostics import CompileError, Diagnostic
+from compiler.emit import digest_of, render
+from compiler.project import load_project, settings_for
+from compiler.resolve import resolve
+
+
+@dataclass
+class BuildResult:
+    files: dict[Path, bytes] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+
+def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) -> BuildResult:
+    """Artifacts for each requested profile (all profiles with a settings file when none is named)."""
+    project = load_project(root)
+    result = BuildResult()
+    result.diagnostics.extend(project.errors)
+    names = sorted(set(profiles)) if profiles else project.profile_names()
+    result.profiles = names
+    if project.errors:
+        return result
+    if not project.manifests:
+        result.diagnostics.append(Diagnostic("project.no-manifests",
+                                             f"no manifests found under {root.name or '.'}/deployment/manifests/*.yaml"))
+        return result
+    for name in names:
+        settings = settings_for(project, name)
+        if isinstance(settings, Diagnostic):
+            result.diagnostics.append(settings)
+            continue
+        manifest_name = f"{name}_manifest.json"
+        try:
+            resolved = resolve(name, settings, project.manifests, manifest_name, digest_of)
+        except CompileError as exc:
+            result.diagnostics.extend(d for d in exc.diagnostics if d not in result.diagnostics)
+            continue
+        result.files[out_dir / manifest_name] = render(resolved.manifest)
+        result.files[out_dir / f"{name}_profile.json"] = render(resolved.profile)
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    return result

@@ -1,0 +1,254 @@
+"""Resolve stage, part 4: the cross-reference and safety checks of SPEC 2.
+
+Each check takes resolved values plus the documents (for positions) and
+returns diagnostics; none of them raises or prints.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any, Iterable
+from urllib.parse import unquote, urlsplit
+
+from compiler.builtins import BUILTIN_FACTORY_PREFIX
+from compiler.diagnostics import Diagnostic, Document, Span, suggest
+from compiler.layering import Layers
+from runtime.model import Entry
+
+SECRET_PREFIX = "secret://"
+SECRET_REF = re.compile(r"^secret://(?P<name>[A-Za-z0-9_-]{1,255})(?:@(?P<version>[0-9]+|latest))?$")
+_CREDENTIAL_KEY = re.compile(r"(^|_)(password|passwd|pwd|secret|token|api_?key|private_?key|credentials?|client_secret)$",
+                             re.I)
+_DSN_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^@/\s]+@")
+
+
+def entry_span(entry: Entry) -> Span | None:
+    if entry.source.count(":") >= 2:
+        file, line, col = entry.source.rsplit(":", 2)
+        return Span(file, int(line), int(col))
+    return None
+
+
+def _at(docs: dict[str, Document], entry: Entry, suffix: str) -> tuple[Span | None, str]:
+    """Span and pointer of a field inside a manifest entry (entry.source names file and position)."""
+    span = entry_span(entry)
+    doc = docs.get(span.file) if span else None
+    pointer = _entry_pointer(doc, span)
+    if doc is None or pointer is None:
+        return span, suffix
+    return doc.span(pointer + suffix), pointer + suffix
+
+
+def _entry_pointer(doc: Document | None, span: Span | None) -> str | None:
+    if doc is None or span is None:
+        return None
+    for pointer, where in doc.positions.items():
+        if where == span and pointer.count("/") == 2 and pointer.startswith("/entries/"):
+            return pointer
+    return None
+
+
+def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diagnostic]:
+    tasks = {e.key for e in entries if e.domain == "task"}
+    out: list[Diagnostic] = []
+    for entry in entries:
+        if entry.domain != "workflow":
+            continue
+        if entry.dag is None:
+            span, pointer = _at(docs, entry, "")
+            out.append(Diagnostic("dag.missing", f"workflow {entry.key!r} has no dag.nodes", span, pointer))
+            continue
+        ids: dict[str, int] = {}
+        for i, node in enumerate(entry.dag.nodes):
+            if node.id in ids:
+                span, pointer = _at(docs, entry, f"/dag/nodes/{i}/id")
+                out.append(Diagnostic("dag.duplicate-id", f"workflow {entry.key!r}: node id {node.id!r} is used twice",
+                                      span, pointer))
+            ids.setdefault(node.id, i)
+            if node.task not in tasks:
+                span, pointer = _at(docs, entry, f"/dag/nodes/{i}/task")
+                near = suggest(node.task, tasks)
+                out.append(Diagnostic("dag.unknown-task", f"workflow {entry.key!r}: node {node.id!r} names task "
+                                      f"{node.task!r}, which no task entry provides", span, pointer,
+                                      f"did you mean {near!r}?" if near else None))
+        for i, node in enumerate(entry.dag.nodes):
+            for j, dep in enumerate(node.depends_on):
+                if dep not in ids:
+                    span, pointer = _at(docs, entry, f"/dag/nodes/{i}/depends_on/{j}")
+                    near = suggest(dep, ids)
+                    out.append(Diagnostic("dag.unknown-dependency", f"workflow {entry.key!r}: node {node.id!r} "
+                                          f"depends on {dep!r}, which is not a node of this workflow", span, pointer,
+                                          f"did you mean {near!r}?" if near else None))
+        cycle = _find_cycle({n.id: [d for d in n.depends_on if d in ids] for n in entry.dag.nodes})
+        if cycle:
+            span, pointer = _at(docs, entry, f"/dag/nodes/{ids[cycle[0]]}/depends_on")
+            out.append(Diagnostic("dag.cycle", f"workflow {entry.key!r} has a dependency cycle: "
+                                  + " -> ".join(cycle), span, pointer, "remove one of these depends_on edges"))
+    return out
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """The first cycle found by depth-first search, as a closed path (a -> b -> a)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[str, Document],
+                    settings_span: Span | None) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for entry in entries:
+        module = entry.factory.partition(":")[0]
+        if module.startswith(".") or not _allowed(module, allowlist):
+            span, pointer = _at(docs, entry, "/factory")
+            out.append(Diagnostic("factory.not-allowed", f"factory {entry.factory!r} is outside the factory allowlist "
+                                  f"({', '.join(allowlist) or 'empty'})", span, pointer,
+                                  f"add its module prefix to [security] factory_allowlist"
+                                  + (f" at {settings_span}" if settings_span else "")))
+    return out
+
+
+def _allowed(module: str, allowlist: list[str]) -> bool:
+    prefixes = list(allowlist) + [BUILTIN_FACTORY_PREFIX]
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def check_remote(layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    url = layers.get(("remote", "manifest_url"))
+    if not url:
+        return []
+    pointer = "/remote/manifest_url"
+    span = doc.span(pointer) if doc else None
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not layers.get(("remote", "allow_file_uris")):
+            return [Diagnostic("remote.file-uri", "file:// manifest_url needs [remote] allow_file_uris = true",
+                               span, pointer)]
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            return [Diagnostic("remote.file-uri", f"file:// URL must be absolute and local: {url!r}", span, pointer)]
+        normal = posixpath.normpath(path)
+        roots = [posixpath.normpath(r) for r in layers.get(("remote", "allowed_file_uri_roots"), [])]
+        if ".." in path.split("/") or not any(normal == r or normal.startswith(r.rstrip("/") + "/") for r in roots):
+            return [Diagnostic("remote.file-uri", f"manifest_url {url!r} is outside allowed_file_uri_roots "
+                               f"({', '.join(roots) or 'none allowed'})", span, pointer,
+                               "add its directory to [remote] allowed_file_uri_roots")]
+        return []
+    if parts.scheme == "https":
+        if not layers.get(("remote", "manifest_sha256")):
+            return [Diagnostic("remote.pin", "an https:// manifest_url needs [remote] manifest_sha256 (a sha256 pin)",
+                               span, pointer)]
+        return []
+    return [Diagnostic("remote.scheme", f"manifest_url scheme {parts.scheme or '(none)'!r} is not allowed",
+                       span, pointer, "use https:// with a sha256 pin, or file:// inside allowed_file_uri_roots")]
+
+
+def check_tasks_auth(layers: Layers, base_profile: str, doc: Document | None) -> list[Diagnostic]:
+    mode = layers.get(("http", "tasks_auth"))
+    pointer = "/http/tasks_auth"
+    span = doc.span(pointer) if doc else None
+    if mode == "none" and base_profile == "serverless" and not layers.get(("http", "allow_unauthenticated_tasks")):
+        return [Diagnostic("auth.none", "tasks_auth = \"none\" is refused under the serverless profile",
+                           span, pointer, "use hmac or oidc, or set [http] allow_unauthenticated_tasks = true")]
+    if mode == "hmac" and not layers.get(("http", "hmac_key")):
+        return [Diagnostic("auth.hmac-key", "tasks_auth = \"hmac\" needs [http] hmac_key = \"secret://NAME\"",
+                           span, pointer)]
+    if mode == "oidc":
+        missing = [k for k in ("oidc_audience", "oidc_service_account") if not layers.get(("http", k))]
+        if missing:
+            return [Diagnostic("auth.oidc", f"tasks_auth = \"oidc\" needs [http] {' and '.join(missing)}",
+                               span, pointer)]
+    return []
+
+
+def check_credentials(layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    """A literal that looks like a credential is an error; the message never repeats the value."""
+    out: list[Diagnostic] = []
+    for path, value in sorted(layers.values.items()):
+        if not isinstance(value, str) or not value or value.startswith(SECRET_PREFIX):
+            continue
+        pointer = "/" + "/".join(path)
+        span = doc.span(pointer) if doc and layers.origin(path) not in (None, "schema default") else None
+        name = "-".join(p for p in path[-2:]).replace("_", "-").replace(".", "-")
+        if _CREDENTIAL_KEY.search(path[-1]):
+            out.append(Diagnostic("secret.literal", f"{'.'.join(path)} holds a literal credential",
+                                  span, pointer, f"store it in your secrets provider and write \"secret://{name}\""))
+        elif _DSN_PASSWORD.match(value):
+            out.append(Diagnostic("secret.literal", f"{'.'.join(path)} holds a URL with a password",
+                                  span, pointer, f"put the whole URL in your secrets provider and write \"secret://{name}\""))
+    return out
+
+
+def collect_secret_refs(layers: Layers, doc: Document | None) -> tuple[dict[str, list[str]], list[Diagnostic]]:
+    """ref -> dotted paths using it; malformed references are errors."""
+    refs: dict[str, list[str]] = {}
+    errors: list[Diagnostic] = []
+    for path, value in sorted(layers.values.items()):
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.startswith(SECRET_PREFIX):
+                if not SECRET_REF.match(item):
+                    pointer = "/" + "/".join(path)
+                    errors.append(Diagnostic("secret.syntax", f"malformed secret reference at {'.'.join(path)}",
+                                             doc.span(pointer) if doc else None, pointer,
+                                             "write secret://NAME or secret://NAME@VERSION (letters, digits, - and _)"))
+                    continue
+                refs.setdefault(item, []).append(".".join(path))
+    return refs, errors
+
+
+def check_queue_category(category: str, adapter_keys: Iterable[str], pointer: str, span: Span | None) -> tuple[str | None, list[Diagnostic]]:
+    key = resolve_category(category, adapter_keys)
+    if key is None:
+        keys = sorted(adapter_keys)
+        return None, [Diagnostic("workflow.queue-category", f"queue_category {category!r} matches no adapter key",
+                                 span, pointer, f"adapter keys: {', '.join(keys)}")]
+    return key, []
+
+
+def resolve_category(category: str, adapter_keys: Iterable[str]) -> str | None:
+    """The adapter key equal to the category, else the longest key that is a dotted prefix of it."""
+    keys = set(adapter_keys)
+    parts = category.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in keys:
+            return ".".join(parts[:n])
+    return None
+
+
+def settings_pointer(path: tuple[str, ...]) -> str:
+    return "/" + "/".join(path)
+
+
+def leaf_type(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return "array"
+    return None

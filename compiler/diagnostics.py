@@ -1,0 +1,107 @@
+"""Findings as values: positions, diagnostics and the loaded-document type every stage shares."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A 1-based line and column in a project-relative file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding. `pointer` is a JSON pointer into the document; `rule` names the check."""
+
+    rule: str
+    message: str
+    span: Span | None = None
+    pointer: str = ""
+    hint: str | None = None
+
+    @property
+    def json_path(self) -> str:
+        return pointer_to_path(self.pointer)
+
+    def sort_key(self) -> tuple:
+        if self.span is None:
+            return ("", 0, 0, self.pointer, self.message)
+        return (self.span.file, self.span.line, self.span.col, self.pointer, self.message)
+
+
+class CompileError(Exception):
+    """Raised to stop a stage with every diagnostic collected so far."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__(f"{len(self.diagnostics)} error(s)")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded file: JSON-compatible data plus where each value and key sits in the source."""
+
+    path: str  # project-relative, forward slashes
+    data: Any
+    sha256: str
+    #: JSON pointer -> span of the value
+    positions: dict[str, Span] = field(default_factory=dict)
+    #: JSON pointer -> span of the mapping key that holds the value
+    key_positions: dict[str, Span] = field(default_factory=dict)
+
+    def span(self, pointer: str, *, key: bool = False) -> Span:
+        """The span of `pointer`, or of its nearest ancestor that has one."""
+        table = self.key_positions if key else self.positions
+        probe = pointer
+        while True:
+            if probe in table:
+                return table[probe]
+            if key and probe in self.positions:
+                return self.positions[probe]
+            if not probe:
+                return Span(self.path, 1, 1)
+            probe = probe.rsplit("/", 1)[0]
+
+
+def escape_token(token: str | int) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def pointer_join(pointer: str, token: str | int) -> str:
+    return f"{pointer}/{escape_token(token)}"
+
+
+def pointer_from_parts(parts: Iterable[str | int]) -> str:
+    return "".join("/" + escape_token(p) for p in parts)
+
+
+def pointer_to_path(pointer: str) -> str:
+    """`/entries/0/key` -> `$.entries[0].key`, as check-jsonschema users read paths."""
+    out = "$"
+    if not pointer:
+        return out
+    for raw in pointer.split("/")[1:]:
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if token.isdigit():
+            out += f"[{token}]"
+        elif token.isidentifier() or all(c.isalnum() or c in "_-" for c in token) and token:
+            out += f".{token}"
+        else:
+            out += f"[{token!r}]"
+    return out
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest known name to a misspelt one, if any is close enough."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None

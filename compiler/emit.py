@@ -1,0 +1,68 @@
+"""Emit stage: the one writer of artifact bytes (canonical JSON, digest, atomic replace)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from compiler.convert import unstructure
+from runtime.canonical import compute_digest, pretty_bytes
+
+
+def to_json(artifact: Any) -> dict[str, Any]:
+    """The artifact as plain data with its digest filled in."""
+    data = unstructure(replace(artifact, digest=""))
+    data["digest"] = compute_digest(data)
+    return data
+
+
+def digest_of(artifact: Any) -> str:
+    return to_json(artifact)["digest"]
+
+
+def render(artifact: Any) -> bytes:
+    return pretty_bytes(to_json(artifact))
+
+
+class EmitError(Exception):
+    """Writing failed; every file that existed before is unchanged."""
+
+
+def write_all(files: dict[Path, bytes]) -> None:
+    """Write every file or none: all temp files first, then renames (each atomic on POSIX)."""
+    temps: dict[Path, str] = {}
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps[path] = tmp
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+    except OSError as exc:
+        for tmp in temps.values():
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise EmitError(f"cannot write {exc.filename or 'artifacts'}: {exc.strerror or exc}") from exc
+    for path, tmp in temps.items():
+        os.replace(tmp, path)
+
+
+def stale_files(files: dict[Path, bytes]) -> list[Path]:
+    """Files whose bytes on disk differ from what compile would write."""
+    out = []
+    for path, data in files.items():
+        try:
+            if path.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        out.append(path)
+    return out

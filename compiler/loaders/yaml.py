@@ -1,0 +1,173 @@
+"""Load stage for YAML: PyYAML's safe composer, plus positions, duplicate-key, tag and bomb checks.
+
+PyYAML silently keeps the last of two duplicate keys and happily expands an
+alias bomb; we walk the composed node graph ourselves instead, so every value
+gets a `file:line:col` and every hazard a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from compiler.diagnostics import Diagnostic, Document, Span, pointer_join
+from compiler.loaders.text import decode_text
+
+#: Largest document accepted, in bytes.
+MAX_BYTES = 16 * 1024 * 1024
+#: Deepest nesting accepted.
+MAX_DEPTH = 64
+#: Extra nodes that alias expansion may add beyond the document's own nodes.
+MAX_ALIAS_EXPANSION = 100_000
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Walker:
+    def __init__(self, path: str, distinct: int) -> None:
+        self.path = path
+        self.constructor = SafeConstructor()
+        self.positions: dict[str, Span] = {}
+        self.key_positions: dict[str, Span] = {}
+        self.errors: list[Diagnostic] = []
+        self.budget = distinct + MAX_ALIAS_EXPANSION
+        self.stack: set[int] = set()
+
+    def span(self, node: Node) -> Span:
+        return Span(self.path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, rule: str, message: str, node: Node, pointer: str, hint: str | None = None) -> None:
+        self.errors.append(Diagnostic(rule, message, self.span(node), pointer, hint))
+
+    def walk(self, node: Node, pointer: str, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _Abort(Diagnostic("yaml.alias-bomb", "alias expansion exceeds the limit "
+                                    f"of {MAX_ALIAS_EXPANSION} nodes (an alias bomb?)", self.span(node), pointer,
+                                    "avoid nesting anchors inside anchors"))
+        if depth > MAX_DEPTH:
+            raise _Abort(Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels",
+                                    self.span(node), pointer))
+        self.positions.setdefault(pointer, self.span(node))
+        if id(node) in self.stack:
+            raise _Abort(Diagnostic("yaml.recursive", "recursive alias", self.span(node), pointer))
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, pointer)
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != f"{_CORE}seq":
+                    self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer)
+                return [self.walk(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, pointer, depth)
+        finally:
+            self.stack.discard(id(node))
+        raise _Abort(Diagnostic("yaml.node", "unsupported YAML node", self.span(node), pointer))
+
+    def mapping(self, node: MappingNode, pointer: str, depth: int) -> dict[str, Any]:
+        if node.tag != f"{_CORE}map":
+            self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer)
+        out: dict[str, Any] = {}
+        first_seen: dict[str, Span] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == f"{_CORE}merge":
+                self.fail("yaml.merge-key", "merge keys (<<) are not supported", key_node, pointer,
+                          "repeat the keys or use an anchor for the whole value")
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag != f"{_CORE}str":
+                self.fail("yaml.key-type", "mapping keys must be strings", key_node, pointer,
+                          "quote the key")
+                continue
+            key = key_node.value
+            child = pointer_join(pointer, key)
+            if key in first_seen:
+                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
+                          key_node, child, "remove one of them; YAML parsers differ on which wins")
+                continue
+            first_seen[key] = self.span(key_node)
+            self.key_positions[child] = self.span(key_node)
+            out[key] = self.walk(value_node, child, depth + 1)
+        return out
+
+    def scalar(self, node: ScalarNode, pointer: str) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer,
+                      "remove the tag; only plain scalars, sequences and mappings are accepted")
+            return None
+        if node.tag.endswith(":str") or node.tag.endswith(":timestamp"):
+            return node.value  # dates stay the string the author wrote
+        try:
+            value = self.constructor.construct_object(node)
+        except (ConstructorError, ValueError) as exc:
+            self.fail("yaml.scalar", f"invalid scalar: {exc}", node, pointer)
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail("yaml.nan", "NaN and infinity are not allowed", node, pointer)
+            return None
+        return value
+
+
+class _Abort(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+
+
+def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
+    """Parse one YAML document; return it with positions, or every diagnostic found."""
+    if len(raw) > MAX_BYTES:
+        return [Diagnostic("yaml.too-large", f"file is {len(raw)} bytes; the limit is {MAX_BYTES}",
+                           Span(path, 1, 1))]
+    text = decode_text(raw, path)
+    if isinstance(text, Diagnostic):
+        return [text]
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
+        message = " ".join(p for p in (exc.context, exc.problem) if p)
+        return [Diagnostic("yaml.syntax", message or "invalid YAML", span)]
+    except yaml.YAMLError as exc:
+        return [Diagnostic("yaml.syntax", str(exc), Span(path, 1, 1))]
+    except RecursionError:
+        return [Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", Span(path, 1, 1))]
+    if len(nodes) != 1:
+        where = Span(path, nodes[1].start_mark.line + 1, 1) if len(nodes) > 1 else Span(path, 1, 1)
+        return [Diagnostic("yaml.documents", f"expected one YAML document, found {len(nodes)}", where)]
+    walker = _Walker(path, _count_distinct(nodes[0]))
+    try:
+        data = walker.walk(nodes[0], "", 0)
+    except _Abort as abort:
+        return [abort.diagnostic]
+    if walker.errors:
+        return walker.errors
+    return Document(path, data, hashlib.sha256(raw).hexdigest(), walker.positions, walker.key_positions)
+
+
+def _count_distinct(root: Node) -> int:
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, MappingNode):
+            for k, v in node.value:
+                todo.append(k)
+                todo.append(v)
+    return len(seen)
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag

@@ -1,0 +1,280 @@
+"""Resolve stage: validated documents -> the frozen manifest and profile artifacts (without digests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import oneiric
+from compiler import checks
+from compiler.catalog import Candidate, build_catalog, choose
+from compiler.convert import structure
+from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
+from compiler.layering import SCHEMA_DEFAULT, Layers, build_layers, schema_defaults
+from compiler.profiles import resolve_profile
+from compiler.schema import check_document, check_subtree, load_schema
+from runtime.model import (
+    MANIFEST_FORMAT, PROFILE_FORMAT, Entry, EnvKey, Input, ManifestArtifact, ManifestLink, ProfileArtifact,
+    SecretRef, Selection,
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    manifest: ManifestArtifact
+    profile: ProfileArtifact
+
+
+def load_entries(manifests: list[Document]) -> tuple[tuple[Entry, ...], list[Diagnostic]]:
+    """Schema-check each manifest and structure its entries; duplicates across files are errors."""
+    errors: list[Diagnostic] = []
+    entries: list[Entry] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for doc in manifests:
+        found = check_document(doc, "manifest.schema.json")
+        if found:
+            errors.extend(found)
+            continue
+        for i, raw in enumerate(doc.data["entries"]):
+            where = str(doc.span(f"/entries/{i}"))
+            entry = structure({**raw, "source": where}, Entry)
+            ident = (entry.domain, entry.key, entry.provider)
+            if ident in seen:
+                errors.append(Diagnostic("manifest.duplicate-entry",
+                                         f"entry {'/'.join(ident)} is defined twice (first at {seen[ident]})",
+                                         doc.span(f"/entries/{i}"), f"/entries/{i}"))
+                continue
+            seen[ident] = where
+            if entry.settings_schema is not None:
+                try:
+                    check_subtree(doc, {}, entry.settings_schema, f"/entries/{i}/settings_schema")
+                except Exception as exc:  # jsonschema.SchemaError: the schema itself is invalid
+                    errors.append(Diagnostic("manifest.settings-schema", f"settings_schema is not a valid JSON Schema: "
+                                             f"{getattr(exc, 'message', exc)}",
+                                             doc.span(f"/entries/{i}/settings_schema"), f"/entries/{i}/settings_schema"))
+            entries.append(entry)
+    entries.sort(key=lambda e: (e.domain, e.key, e.provider))
+    return tuple(entries), errors
+
+
+def build_manifest(manifests: list[Document], entries: tuple[Entry, ...]) -> ManifestArtifact:
+    return ManifestArtifact(
+        format=MANIFEST_FORMAT,
+        compiler_version=oneiric.__version__,
+        sources=tuple(doc.data["source"] for doc in manifests),
+        inputs=tuple(Input(doc.path, doc.sha256, "manifest") for doc in manifests),
+        entries=entries,
+    )
+
+
+def resolve(profile_name: str, settings: Document | None, manifests: list[Document],
+            manifest_file: str, manifest_digest_of) -> Resolved:
+    """Everything for one profile; raises CompileError with every diagnostic found."""
+    errors: list[Diagnostic] = []
+    entries, found = load_entries(manifests)
+    errors.extend(found)
+    if settings is not None:
+        errors.extend(check_document(settings, "settings.schema.json"))
+    if errors:
+        raise CompileError(errors)
+    profile = resolve_profile(profile_name, settings)
+    if isinstance(profile, list):
+        raise CompileError(profile)
+    layers = build_layers(load_schema("settings.schema.json"), profile, settings)
+    docs = {doc.path: doc for doc in manifests}
+
+    catalog = build_catalog(entries)
+    chosen, found = choose(catalog, layers, settings)
+    errors.extend(found)
+    checks_secrets_provider(layers)
+    selections: list[Selection] = []
+    provider_schemas: dict[tuple[str, ...], dict[str, Any]] = {}
+    for (domain, key), choice in sorted(chosen.items()):
+        selection, found = _provider_settings(choice.candidate, choice.reason, layers, settings, domain, key)
+        errors.extend(found)
+        selections.append(selection)
+        if selection.settings_path:
+            provider_schemas[tuple(selection.settings_path.split("."))] = choice.candidate.schema or {}
+    errors.extend(_unused_provider_settings(catalog, layers, settings))
+
+    errors.extend(checks.check_dags(entries, docs))
+    allow_span = settings.span("/security/factory_allowlist") if settings and settings.positions.get(
+        "/security/factory_allowlist") else None
+    errors.extend(checks.check_factories(entries, layers.get(("security", "factory_allowlist"), []), docs, allow_span))
+    errors.extend(checks.check_remote(layers, settings))
+    errors.extend(checks.check_tasks_auth(layers, profile.base, settings))
+    errors.extend(checks.check_credentials(layers, settings))
+    errors.extend(_check_queue_categories(entries, catalog, layers, settings, docs))
+    refs, found = checks.collect_secret_refs(layers, settings)
+    errors.extend(found)
+    if errors:
+        raise CompileError(errors)
+
+    for entry in entries:
+        chosen_one = chosen.get((entry.domain, entry.key))
+        if chosen_one and chosen_one.candidate.provider == entry.provider:
+            for name in entry.requires_secrets:
+                refs.setdefault(f"secret://{name}", []).append(f"entry:{entry.domain}/{entry.key}/{entry.provider}")
+
+    manifest = build_manifest(manifests, entries)
+    inputs = ([Input(settings.path, settings.sha256, "settings")] if settings else []) + list(manifest.inputs)
+    profile_artifact = ProfileArtifact(
+        format=PROFILE_FORMAT,
+        compiler_version=oneiric.__version__,
+        profile=profile,
+        inputs=tuple(inputs),
+        settings=layers.tree(),
+        provenance=layers.dotted_provenance(),
+        selections=tuple(selections),
+        secrets=tuple(_secret_refs(refs)),
+        env_keys=tuple(_env_keys(layers, provider_schemas)),
+        manifest=ManifestLink(manifest_file, manifest_digest_of(manifest)),
+    )
+    return Resolved(manifest, profile_artifact)
+
+
+def checks_secrets_provider(layers: Layers) -> str:
+    """Rewrite the `gcp` alias in place, keeping the leaf's provenance."""
+    from compiler.catalog import canonical_provider
+
+    path = ("secrets", "provider")
+    name = canonical_provider("adapter", "secrets", layers.get(path, "env"))
+    layers.values[path] = name
+    return name
+
+
+def _provider_settings(candidate: Candidate, reason: str, layers: Layers, doc: Document | None,
+                       domain: str, key: str) -> tuple[Selection, list[Diagnostic]]:
+    """Validate the selected provider's settings and fill its schema defaults into the layers."""
+    if (domain, key) == ("adapter", "secrets"):
+        prefix: tuple[str, ...] = ("secrets",)
+        skip = {"provider"}
+    elif domain == "adapter":
+        prefix = ("adapters", "provider_settings", candidate.provider)
+        skip = set()
+    else:  # only adapters take settings ([adapters.provider_settings.<provider>])
+        return Selection(domain=domain, key=key, provider=candidate.provider, factory=candidate.factory, settings={},
+                         origin=candidate.origin, reason=reason, required=candidate.required), []
+    raw = _subtree(doc, prefix, skip) if doc is not None else {}
+    errors: list[Diagnostic] = []
+    if candidate.schema is not None and doc is not None:
+        errors = check_subtree(doc, raw, candidate.schema, pointer_from_parts(prefix))
+    elif candidate.schema is not None:
+        from jsonschema import Draft202012Validator
+
+        if list(Draft202012Validator(candidate.schema).iter_errors(raw)):
+            errors = [Diagnostic("schema.provider", f"{domain} {key!r} provider {candidate.provider!r} needs settings "
+                                 "(no settings file)", None, pointer_from_parts(prefix))]
+    origin = SCHEMA_DEFAULT if candidate.origin == "builtin" else f"manifest default ({candidate.origin})"
+    for path, value in schema_defaults(candidate.schema or {}).items():
+        layers.setdefault(prefix + path, value, origin)
+    values = {p[len(prefix)]: v for p, v in layers.values.items()
+              if p[:len(prefix)] == prefix and len(p) == len(prefix) + 1 and p[len(prefix)] not in skip}
+    selection = Selection(
+        domain=domain, key=key, provider=candidate.provider, factory=candidate.factory,
+        settings=dict(sorted(values.items())), origin=candidate.origin, reason=reason,
+        required=candidate.required, settings_path=".".join(prefix),
+    )
+    return selection, errors
+
+
+def _subtree(doc: Document, prefix: tuple[str, ...], skip: set[str]) -> dict[str, Any]:
+    node: Any = doc.data
+    for part in prefix:
+        if not isinstance(node, dict) or part not in node:
+            return {}
+        node = node[part]
+    return {k: v for k, v in node.items() if k not in skip} if isinstance(node, dict) else {}
+
+
+def _unused_provider_settings(catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    """provider_settings for a provider nobody declares is almost always a typo."""
+    known = {p for providers in catalog.values() for p in providers}
+    named = sorted({p[2] for p in layers.values if len(p) >= 3 and p[:2] == ("adapters", "provider_settings")})
+    out = []
+    for name in named:
+        if name not in known:
+            from compiler.diagnostics import suggest
+
+            near = suggest(name, known)
+            pointer = f"/adapters/provider_settings/{name}"
+            out.append(Diagnostic("select.unknown-provider", f"provider_settings for unknown provider {name!r}",
+                                  doc.span(pointer, key=True) if doc else None, pointer,
+                                  f"did you mean {near!r}?" if near else None))
+    return out
+
+
+def _check_queue_categories(entries, catalog, layers: Layers, doc: Document | None,
+                            docs: dict[str, Document]) -> list[Diagnostic]:
+    if not any(e.domain == "workflow" for e in entries):
+        return []
+    adapter_keys = [k for d, k in catalog if d == "adapter"]
+    errors: list[Diagnostic] = []
+    category = layers.get(("workflows", "options", "queue_category"), "queue")
+    pointer = "/workflows/options/queue_category"
+    _, found = checks.check_queue_category(category, adapter_keys, pointer, doc.span(pointer) if doc else None)
+    errors.extend(found)
+    for entry in entries:
+        scheduler = entry.metadata.get("scheduler") or {}
+        if entry.domain == "workflow" and scheduler.get("queue_category"):
+            span, ptr = checks._at(docs, entry, "/metadata/scheduler/queue_category")
+            key, found = checks.check_queue_category(scheduler["queue_category"], adapter_keys, ptr, span)
+            errors.extend(found)
+            provider = scheduler.get("provider")
+            if key and provider and provider not in catalog[("adapter", key)]:
+                span, ptr = checks._at(docs, entry, "/metadata/scheduler/provider")
+                errors.append(Diagnostic("workflow.queue-provider", f"workflow {entry.key!r}: adapter {key!r} has no "
+                                         f"provider {provider!r}", span, ptr,
+                                         f"providers: {', '.join(sorted(catalog[('adapter', key)]))}"))
+    return errors
+
+
+def _secret_refs(refs: dict[str, list[str]]) -> list[SecretRef]:
+    out = []
+    for ref, used_by in sorted(refs.items()):
+        match = checks.SECRET_REF.match(ref)
+        out.append(SecretRef(ref=ref, name=match["name"], version=match["version"] or "latest",
+                             used_by=tuple(sorted(set(used_by)))))
+    return out
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    """`runtime.supervisor.enabled` -> ONEIRIC_RUNTIME_SUPERVISOR__ENABLED (docs/artifacts.md)."""
+    clean = [p.upper().replace(".", "_").replace("-", "_") for p in path]
+    return "ONEIRIC_" + "_".join(clean[:-1]) + "__" + clean[-1]
+
+
+#: Settings that are fixed at compile time: selections are resolved, the allowlist guards factories.
+_NOT_OVERRIDABLE = ("profile", "security")
+
+
+def _env_keys(layers: Layers, provider_schemas: dict[tuple[str, ...], dict[str, Any]]) -> list[EnvKey]:
+    settings_schema = load_schema("settings.schema.json")
+    out = []
+    for path, value in sorted(layers.values.items()):
+        if path[0] in _NOT_OVERRIDABLE or len(path) < 2 or (len(path) == 3 and path[1] == "selections"):
+            continue
+        prefix = next((p for p in provider_schemas if path[:len(p)] == p and len(path) > len(p)), None)
+        schema, rel = (provider_schemas[prefix], path[len(prefix):]) if prefix else (settings_schema, path)
+        kind = _schema_type(schema, rel) or checks.leaf_type(value)
+        if kind is None:
+            continue
+        secret_bound = isinstance(value, str) and value.startswith(checks.SECRET_PREFIX)
+        out.append(EnvKey(name=env_name(path), path=".".join(path), type=kind, secret_bound=secret_bound))
+    return sorted(out, key=lambda k: k.name)
+
+
+def _schema_type(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    node: dict[str, Any] | None = schema
+    for part in path:
+        node = (node or {}).get("properties", {}).get(part)
+        if node is None:
+            return None
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind is None and "anyOf" in node:
+        return "string"
+    if kind == "array" and node.get("items", {}).get("type") not in (None, "string", "integer", "number", "boolean"):
+        return None
+    return kind if kind in ("string", "integer", "number", "boolean", "array") else None

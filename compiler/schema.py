@@ -1,0 +1,107 @@
+"""Validate stage: JSON Schema (Draft 2020-12) errors turned into positioned diagnostics.
+
+Every error is collected; anyOf/oneOf noise is reduced to the best match; an
+unknown key points at the key itself with the closest known key as a hint; a
+missing key points at the mapping that lacks it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from compiler.diagnostics import Diagnostic, Document, pointer_from_parts, suggest
+from schemas import SCHEMA_DIR
+
+_CREDENTIAL_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema by file name relative to schemas/ (e.g. "settings.schema.json", "providers/env.json")."""
+    return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    resources = []
+    for path in sorted(SCHEMA_DIR.rglob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        if "$id" in schema:
+            resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    return Draft202012Validator(schema, registry=_registry())
+
+
+@lru_cache(maxsize=None)
+def _named_validator(name: str) -> Draft202012Validator:
+    return _validator(load_schema(name))
+
+
+def check_document(doc: Document, schema_name: str) -> list[Diagnostic]:
+    """Validate a whole loaded document against a named schema."""
+    return check_value(doc, doc.data, _named_validator(schema_name), "")
+
+
+def check_subtree(doc: Document, data: Any, schema: dict[str, Any], pointer: str) -> list[Diagnostic]:
+    """Validate a value found at `pointer` in `doc` against an inline schema (e.g. a provider's)."""
+    Draft202012Validator.check_schema(schema)
+    return check_value(doc, data, _validator(schema), pointer)
+
+
+def check_value(doc: Document, data: Any, validator: Draft202012Validator, pointer: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for error in validator.iter_errors(data):
+        out.extend(_diagnose(_reduce(error), doc, pointer))
+    return out
+
+
+def _reduce(error: ValidationError) -> ValidationError:
+    """For anyOf/oneOf, the sub-error that best explains the failure."""
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        deeper = best_match(error.context)
+        if deeper is None or deeper is error:
+            break
+        error = deeper
+    return error
+
+
+def _diagnose(error: ValidationError, doc: Document, base: str) -> list[Diagnostic]:
+    pointer = base + pointer_from_parts(error.absolute_path)
+    rule = f"schema.{error.validator}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        extras = [k for k in error.instance if k not in known and not any(p.search(k) for p in patterns)]
+        out = []
+        for key in extras:
+            near = suggest(key, known)
+            out.append(Diagnostic("schema.unknown-key", f"unknown key {key!r}",
+                                  doc.span(f"{pointer}/{key}", key=True), f"{pointer}/{key}",
+                                  f"did you mean {near!r}?" if near else
+                                  ("known keys: " + ", ".join(sorted(known)) if known else None)))
+        return out
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        key = missing[0] if missing else "?"
+        return [Diagnostic("schema.required", f"missing required key {key!r}",
+                           doc.span(pointer, key=True), pointer)]
+    message = error.message
+    last = str(error.absolute_path[-1]) if error.absolute_path else ""
+    if _CREDENTIAL_KEY.search(last):
+        message = f"invalid value ({error.validator}: {error.validator_value!r})"
+    hint = None
+    if error.validator == "enum" and isinstance(error.instance, str):
+        near = suggest(error.instance, [str(v) for v in error.validator_value])
+        if near:
+            hint = f"did you mean {near!r}?"
+    return [Diagnostic(rule, message, doc.span(pointer), pointer, hint)]

@@ -1,0 +1,1 @@
+"""The bundled example project (`--demo`): tasks and adapters the reference manifests point at."""
