@@ -1,0 +1,122 @@
+"""The activity store: pause/drain state per (domain, key) in domain_activity.sqlite (WAL, shared by CLI and server)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FILENAME = "domain_activity.sqlite"
+#: States an operator can set; "active" is what `resume` records.
+STATES = ("active", "paused", "draining")
+#: Matches every domain or every key; ("*", "*") is the whole service.
+ANY = "*"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS domain_activity (
+    domain     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('active', 'paused', 'draining')),
+    note       TEXT,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (domain, key)
+)
+"""
+
+
+class ActivityError(Exception):
+    """The store cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    domain: str
+    key: str
+    state: str
+    note: str | None
+    updated_at: str
+    updated_by: str
+
+    def as_dict(self) -> dict:
+        return {"domain": self.domain, "key": self.key, "state": self.state, "note": self.note,
+                "updated_at": self.updated_at, "updated_by": self.updated_by}
+
+
+class ActivityStore:
+    """Small wrapper over one SQLite file; each call opens its own connection, so threads and processes share it."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._ready = False
+
+    def _connect(self, *, create: bool) -> sqlite3.Connection | None:
+        if not create and not self.path.exists():
+            return None
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if not self._ready:
+                if create:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute(_SCHEMA)
+                    self._ready = True
+                else:
+                    has = conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'domain_activity'").fetchone()
+                    if not has:
+                        conn.close()
+                        return None
+            return conn
+        except sqlite3.Error as exc:
+            raise ActivityError(f"{self.path}: {exc}") from None
+
+    def ensure(self) -> None:
+        """Create the file and table (WAL mode) if needed."""
+        conn = self._connect(create=True)
+        if conn is not None:
+            conn.close()
+
+    def records(self) -> list[ActivityRecord]:
+        """Every row; an absent store has none (reading never creates the file)."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return []
+        try:
+            rows = conn.execute(
+                "SELECT domain, key, state, note, updated_at, updated_by FROM domain_activity "
+                "ORDER BY domain, key").fetchall()
+        except sqlite3.Error as exc:
+            raise ActivityError(f"{self.path}: {exc}") from None
+        finally:
+            conn.close()
+        return [ActivityRecord(*row) for row in rows]
+
+    def set(self, domain: str, key: str, state: str, *, note: str | None = None,
+            updated_by: str = "cli") -> ActivityRecord:
+        if state not in STATES:
+            raise ActivityError(f"state {state!r} is not one of {', '.join(STATES)}")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record = ActivityRecord(domain, key, state, note, now, updated_by)
+        conn = self._connect(create=True)
+        try:
+            conn.execute(
+                "INSERT INTO domain_activity (domain, key, state, note, updated_at, updated_by) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (domain, key) DO UPDATE SET "
+                "state = excluded.state, note = excluded.note, updated_at = excluded.updated_at, "
+                "updated_by = excluded.updated_by",
+                (domain, key, state, note, now, updated_by))
+        except sqlite3.Error as exc:
+            raise ActivityError(f"{self.path}: {exc}") from None
+        finally:
+            conn.close()
+        return record
+
+
+def matches(rule_domain: str | None, rule_key: str | None, domain: str, key: str) -> bool:
+    """Whether a rule for (rule_domain, rule_key) covers (domain, key); None or "*" means any."""
+    return (rule_domain in (None, ANY, domain)) and (rule_key in (None, ANY, key))

@@ -1,0 +1,123 @@
+"""Locate the project dir and the profile artifact to run: flags, then environment, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+class LocateError(Exception):
+    """The profile artifact cannot be found; the message says where it looked and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    project_dir: Path
+    profile_name: str
+    profile_path: Path
+    #: which layer chose the profile: "--profile", "ONEIRIC_PROFILE", "ONEIRIC_CONFIG", "--demo" or "default"
+    profile_source: str
+    config_path: Path | None = None
+    demo: bool = False
+    #: base for relative runtime paths (cache dir): the project dir, or the working dir for --demo
+    cache_base: Path | None = None
+
+
+def demo_project_dir() -> Path:
+    """The bundled example project (oneiric/demo/)."""
+    import oneiric
+
+    return Path(oneiric.__file__).resolve().parent / "demo"
+
+
+def _config_project_dir(path: Path) -> Path:
+    parent = path.parent
+    if parent.name in ("config", "build"):
+        return parent.parent
+    return parent
+
+
+def _profile_of_toml(path: Path) -> str:
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise LocateError(f"{path}: ONEIRIC_CONFIG names a settings file that does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LocateError(f"{path}: cannot read settings file: {exc}") from None
+    name = (data.get("profile") or {}).get("name")
+    return name if isinstance(name, str) and name else path.stem
+
+
+def _profile_of_json(path: Path) -> str:
+    import json
+
+    try:
+        obj = json.loads(path.read_bytes())
+        return obj["profile"]["name"]
+    except FileNotFoundError:
+        raise LocateError(f"{path}: ONEIRIC_CONFIG names a profile artifact that does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LocateError(f"{path}: not a readable profile artifact ({exc})") from None
+
+
+def locate(*, profile: str | None = None, config: str | None = None, demo: bool = False,
+           environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Location:
+    """Choose the profile (`--profile` > ONEIRIC_PROFILE > ONEIRIC_CONFIG's profile > default)
+    and find `<project>/build/<profile>_profile.json`.
+
+    `config` is the `--config` flag; ONEIRIC_CONFIG is used when it is absent.
+    """
+    env = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    if demo:
+        project = demo_project_dir()
+        name = profile or "default"
+        path = project / "build" / f"{name}_profile.json"
+        if not path.is_file():
+            raise LocateError(f"--demo has no compiled profile {name!r} (looked for {path})")
+        return Location(project, name, path, "--profile" if profile else "--demo", None, True, cwd)
+
+    config = config or env.get("ONEIRIC_CONFIG") or None
+    env_profile = env.get("ONEIRIC_PROFILE") or None
+    config_path = Path(config) if config else None
+    if config_path is not None and not config_path.is_absolute():
+        config_path = cwd / config_path
+
+    if profile:
+        name, source = profile, "--profile"
+    elif env_profile:
+        name, source = env_profile, "ONEIRIC_PROFILE"
+    elif config_path is not None:
+        reader = _profile_of_json if config_path.suffix == ".json" else _profile_of_toml
+        name, source = reader(config_path), "ONEIRIC_CONFIG"
+    else:
+        name, source = "default", "default"
+
+    if config_path is not None and config_path.suffix == ".json":
+        project = _config_project_dir(config_path)
+        if source == "ONEIRIC_CONFIG" or config_path.name == f"{name}_profile.json":
+            path = config_path
+        else:
+            path = config_path.parent / f"{name}_profile.json"
+    elif config_path is not None:
+        project = _config_project_dir(config_path)
+        path = project / "build" / f"{name}_profile.json"
+    else:
+        project = cwd
+        path = project / "build" / f"{name}_profile.json"
+
+    if not path.is_file():
+        where = path
+        try:
+            where = path.relative_to(cwd)
+        except ValueError:
+            pass
+        raise LocateError(
+            f"{where}: no compiled profile artifact for profile {name!r} (chosen by {source}): "
+            f"run oneiric compile in {project}")
+    return Location(project, name, path, source, config_path, False, project)

@@ -1,0 +1,123 @@
+"""`orchestrate`: listen first, activate, supervise, then drain on SIGTERM and write the final health file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+from runtime.orchestrator import Runtime, StartupError, prepare
+
+
+def _port(options: Any, rt: Runtime) -> int:
+    """--http-port, else $PORT, else [http] port (default 8080)."""
+    if getattr(options, "http_port", None) is not None:
+        return int(options.http_port)
+    env_port = rt.environ.get("PORT")
+    if env_port:
+        try:
+            return int(env_port)
+        except ValueError:
+            raise StartupError(f"PORT={env_port!r} is not a port number") from None
+    return int(rt.settings.get("http", {}).get("port", 8080))
+
+
+def _tick(rt: Runtime) -> None:
+    from runtime import health
+
+    before = rt.snapshot.global_state
+    rt.refresh_activity()
+    after = rt.snapshot.global_state
+    if after != before:
+        rt.log("INFO", f"activity state {rt.activity_state()}", previous=before or "accepting",
+               current=after or "accepting")
+    health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
+
+
+def orchestrate(options: Any) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when cold start is refused."""
+    rt = prepare(options)  # StartupError propagates: nothing has started yet
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server = None
+    if not getattr(options, "no_http", False):
+        from runtime.http import build_app, with_request_log
+        from runtime.server import Server
+
+        app = with_request_log(build_app(rt, debug_modules=rt.environ.get("ONEIRIC_DEBUG_MODULES") == "1"), rt)
+        host = getattr(options, "http_host", None) or "0.0.0.0"
+        header_timeout = float(rt.settings.get("http", {}).get("header_timeout_seconds", 10))
+        try:
+            server = Server((host, _port(options, rt)), app, header_timeout=header_timeout)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{_port(options, rt)}: {exc.strerror or exc}") from None
+        server.start()
+        rt.log("INFO", "listening", host=host, port=server.port, profile=rt.profile.profile.name)
+
+    rt.activate()
+    from runtime import health
+    from runtime.supervisor import Supervisor
+
+    supervisor = Supervisor(lambda: _tick(rt), rt.poll_interval, rt.log)
+    rt.supervisor = supervisor
+    rt.lifecycle = "accepting"
+    if rt.supervisor_enabled:
+        supervisor.tick()  # first evaluation + health file before declaring ready
+        supervisor.start()
+    else:
+        health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
+    helpers = _start_default_profile_helpers(rt, options)
+    rt.log("INFO", "ready", activity_state=rt.activity_state(), profile=rt.profile.profile.name,
+           manifest_digest=rt.manifest.digest, supervisor_enabled=rt.supervisor_enabled,
+           watchers_enabled=rt.watchers_enabled, remote_enabled=rt.remote_enabled,
+           adapters={k: v["status"] for k, v in rt.adapter_status.items()})
+
+    while not stop.wait(0.5):
+        pass
+
+    grace = float(rt.settings.get("http", {}).get("shutdown_grace_seconds", 8))
+    rt.lifecycle = "stopping"
+    rt.log("INFO", "stopping: draining in-flight work", inflight=rt.inflight_count, grace_seconds=grace)
+    for helper in helpers:
+        helper.stop()
+    drained = rt.wait_idle(grace)
+    if not drained:
+        rt.log("WARNING", "shutdown grace expired with work in flight", inflight=rt.inflight_count)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    supervisor.stop()
+    rt.lifecycle = "stopped"
+    try:
+        health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
+    except OSError as exc:
+        rt.log("ERROR", "cannot write the final health file", error=str(exc))
+    rt.close()
+    rt.log("INFO", "stopped", drained=drained, pid=os.getpid())
+    return 0
+
+
+def _start_default_profile_helpers(rt: Runtime, options: Any) -> list:
+    """Watchers and remote refresh run only where the profile enables them (never under serverless)."""
+    helpers: list = []
+    if rt.watchers_enabled and not getattr(options, "no_watch", False):
+        from runtime.watch import ArtifactWatcher
+
+        watcher = ArtifactWatcher(rt, rt.poll_interval)
+        watcher.start()
+        helpers.append(watcher)
+    remote = rt.settings.get("remote", {}) or {}
+    if rt.remote_enabled and remote.get("manifest_url"):
+        from runtime.remote import RemoteRefresher
+
+        refresher = RemoteRefresher(rt, remote)
+        refresher.start()
+        helpers.append(refresher)
+    return helpers
