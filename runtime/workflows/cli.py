@@ -1,0 +1,178 @@
+"""`workflow enqueue|run|list|status`: the runtime CLI verb for workflows (argparse, stdlib only).
+
+Exit codes: 0 ok, 1 failure (unknown workflow or run, enqueue refused, run
+failed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, TextIO
+
+USAGE = "workflow {enqueue KEY [--context JSON] [--run-id ID] [--json] | run KEY [...] | list | status RUN_ID}"
+
+
+class _Usage(Exception):
+    pass
+
+
+def _parser() -> Any:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # raise instead of exiting, so main() owns exit codes
+            raise _Usage(f"{self.prog}: {message}")
+
+    p = Parser(prog="oneiric workflow", description="Enqueue, run and inspect workflow runs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name, help_text in (("enqueue", "queue a run through the configured queue (queue_category)"),
+                            ("run", "run a workflow now, in this process")):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("key", metavar="KEY", help="workflow key")
+        s.add_argument("--context", default=None, help="JSON object passed to every task as its context")
+        s.add_argument("--run-id", default=None, help="idempotency key of the run (default: a new uuid)")
+        s.add_argument("--json", action="store_true", help="print JSON")
+    s = sub.add_parser("list", help="the compiled workflows and their last run")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("status", help="a run and its nodes")
+    s.add_argument("run_id", metavar="RUN_ID")
+    s.add_argument("--json", action="store_true")
+    return p
+
+
+def _context(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise _Usage(f"--context is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _Usage("--context must be a JSON object")
+    return value
+
+
+def _default_runtime(options: Any) -> Any:
+    from runtime.orchestrator import build_runtime
+
+    return build_runtime(options)
+
+
+def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | None = None,
+         out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run `workflow ...` (argv excludes the verb); `build(options)` makes the Runtime."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+        context = _context(getattr(args, "context", None))
+    except _Usage as exc:
+        print(f"{exc}\nusage: oneiric {USAGE}", file=err)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        rt = (build or _default_runtime)(options)
+    except Exception as exc:  # StartupError and friends: the message is for the operator
+        print(f"error: {exc}", file=err)
+        return 1
+    from runtime.workflows.service import EnqueueError, UnknownWorkflowError, service_for
+
+    svc = service_for(rt)
+    try:
+        if args.command == "enqueue":
+            return _enqueue(svc, args, context, out, err)
+        if args.command == "run":
+            return _run(svc, args, context, out, err)
+        if args.command == "list":
+            return _list(svc, args, out)
+        return _status(svc, args, out, err)
+    except UnknownWorkflowError as exc:
+        known = ", ".join(sorted(svc.engine.workflows())) or "none"
+        print(f"error: unknown workflow {exc.args[0]!r} (known: {known})", file=err)
+        return 1
+    except EnqueueError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    finally:
+        from runtime.workflows.service import stop
+
+        stop(rt)
+        close = getattr(rt, "close", None)
+        if close is not None:
+            close()
+
+
+def _enqueue(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:
+    record = svc.enqueue(args.key, context=context, run_id=args.run_id)
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True), file=out)
+    else:
+        dedup = " (already queued: nothing new)" if record.get("deduplicated") else ""
+        print(f"queued workflow {record['workflow']} run {record['run_id']} as task {record['task_name']} "
+              f"on {record['queue_category']} ({record['queue_provider']}) at {record['queued_at']}{dedup}", file=out)
+    return 0
+
+
+def _run(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:
+    claim, outcome = svc.run_now(args.key, context=context, run_id=args.run_id)
+    run = claim.run
+    if outcome is None:
+        if claim.outcome == "completed":
+            body = {"workflow": run.workflow, "run_id": run.run_id, "status": "succeeded", "result": run.result,
+                    "deduplicated": True}
+            print(json.dumps(body, indent=2, sort_keys=True) if args.json else
+                  f"run {run.run_id} already succeeded; stored result: {json.dumps(run.result, sort_keys=True)}",
+                  file=out)
+            return 0
+        print(f"error: run {run.run_id} is in progress elsewhere", file=err)
+        return 1
+    body = {"workflow": run.workflow, "run_id": run.run_id, "status": outcome.status, "result": outcome.result,
+            "error": outcome.error, "deduplicated": False}
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=True), file=out)
+    elif outcome.status == "succeeded":
+        print(f"run {run.run_id} of {run.workflow} succeeded: {json.dumps(outcome.result, sort_keys=True)}", file=out)
+    else:
+        print(f"run {run.run_id} of {run.workflow} {outcome.status}: {outcome.error}", file=out)
+    return 0 if outcome.status == "succeeded" else 1
+
+
+def _list(svc: Any, args: Any, out: TextIO) -> int:
+    rows = []
+    for key, entry in sorted(svc.engine.workflows().items()):
+        nodes = [n.id for n in svc.engine.plan(key).order]
+        last = svc.store.list_runs(workflow=key, limit=1)
+        rows.append({"workflow": key, "provider": entry.provider, "nodes": nodes,
+                     "last_run": ({"run_id": last[0].run_id, "status": last[0].status} if last else None)})
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True), file=out)
+    else:
+        for r in rows:
+            last = f"last run {r['last_run']['run_id']} {r['last_run']['status']}" if r["last_run"] else "no runs"
+            print(f"{r['workflow']}: {' -> '.join(r['nodes'])} ({last})", file=out)
+        if not rows:
+            print("no workflows in the compiled manifest", file=out)
+    return 0
+
+
+def _status(svc: Any, args: Any, out: TextIO, err: TextIO) -> int:
+    run, nodes = svc.status(args.run_id)
+    if run is None:
+        print(f"error: no run {args.run_id!r} in {svc.store.path}", file=err)
+        return 1
+    body = {"run_id": run.run_id, "workflow": run.workflow, "task_name": run.task_name, "status": run.status,
+            "attempts": run.attempts, "created_at": run.created_at, "updated_at": run.updated_at,
+            "error": run.error, "result": run.result,
+            "nodes": [{"id": n.node_id, "status": n.status, "attempts": n.attempts, "output": n.output,
+                       "error": n.error} for n in nodes]}
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=True), file=out)
+    else:
+        print(f"run {run.run_id} ({run.workflow}): {run.status}, {run.attempts} attempt(s)"
+              + (f", error: {run.error}" if run.error else ""), file=out)
+        for n in body["nodes"]:
+            print(f"  {n['id']}: {n['status']} after {n['attempts']} attempt(s)"
+                  + (f": {n['error']}" if n["error"] else ""), file=out)
+    return 0

@@ -1,0 +1,155 @@
+"""`POST /tasks/workflow`: authenticate a delivery, dedupe it against stored runs, execute, answer.
+
+`handle_delivery(rt, body, headers) -> (status, json_body, extra_headers)` is
+what `runtime/http.py` calls. Order of checks: 413 body too large, 401 auth,
+400 malformed JSON or fields, 404 unknown workflow, 409 run id of another
+workflow, 200 stored result for a completed run (nothing runs), 503 +
+Retry-After when the workflow is gated (paused, draining, starting,
+stopping), 409 while the run is in progress elsewhere, then execution:
+200 with the result, 500 when a node failed after its retries, 503 when a
+gate closed mid-run. Error bodies are `{"error": CODE, "detail": TEXT}`.
+Every delivery logs one line with the Cloud Tasks headers and the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any, Mapping
+
+from runtime.tasks_auth import AuthError
+from runtime.workflows.dag import PlanError
+from runtime.workflows.runs import RunConflictError
+from runtime.workflows.service import service_for
+
+#: seconds a sender should wait, by gate reason
+RETRY_AFTER = {"starting": 2, "stopping": 10, "draining": 10, "paused": 10}
+BODY_FIELDS = frozenset({"workflow", "run_id", "context", "metadata"})
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
+
+Response = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return status, {"error": code, "detail": detail}, headers or {}
+
+
+def _gated(reason: str) -> Response:
+    return _error(503, reason, f"workflow dispatch is {reason}; retry later",
+                  {"Retry-After": str(RETRY_AFTER.get(reason, 10))})
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The delivery message, checked field by field; raises _BadRequest with what is wrong."""
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _BadRequest("body must be a JSON object {workflow, run_id?, context?, metadata?}")
+    unknown = sorted(set(obj) - BODY_FIELDS)
+    if unknown:
+        raise _BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: workflow, run_id, context, metadata"
+                          " (results and checkpoints are never taken from a request)")
+    wf = obj.get("workflow")
+    if not isinstance(wf, str) or not wf.strip():
+        raise _BadRequest("field workflow must be a non-empty string")
+    run_id = obj.get("run_id")
+    if run_id is not None and (not isinstance(run_id, str) or not _RUN_ID.match(run_id)):
+        raise _BadRequest("field run_id must match [A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
+    for name in ("context", "metadata"):
+        if obj.get(name) is not None and not isinstance(obj[name], dict):
+            raise _BadRequest(f"field {name} must be an object")
+    return obj
+
+
+def handle_delivery(rt: Any, body: bytes, headers: Mapping[str, str]) -> Response:
+    """Handle one `POST /tasks/workflow` delivery; see the module docstring for the answers."""
+    started = time.monotonic()
+    low = {str(k).lower(): str(v) for k, v in headers.items()}
+    info: dict[str, Any] = {}
+    try:
+        status, payload, extra = _deliver(rt, body, low, info)
+    except Exception as exc:  # a bug or an unusable store: answer 500 so the queue retries
+        status, payload, extra = _error(500, "internal", f"{type(exc).__name__} while handling the delivery")
+        info["exception"] = f"{type(exc).__name__}: {exc}"
+    severity = "INFO" if status < 400 else ("ERROR" if status >= 500 and status != 503 else "WARNING")
+    rt.log(severity, "workflow delivery", http_status=status,
+           queue=low.get("x-cloudtasks-queuename"), task=low.get("x-cloudtasks-taskname"),
+           retry_count=low.get("x-cloudtasks-taskretrycount"),
+           execution_count=low.get("x-cloudtasks-taskexecutioncount"),
+           duration_ms=round((time.monotonic() - started) * 1000, 2),
+           error=payload.get("error"), **info)
+    return status, payload, extra
+
+
+def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) -> Response:
+    svc = service_for(rt)
+    if len(body) > svc.max_body_bytes:
+        return _error(413, "payload_too_large", f"body is {len(body)} bytes; the limit is {svc.max_body_bytes}"
+                      " (http.max_body_bytes)")
+    try:
+        principal = svc.verifier().verify(body, low)
+    except AuthError as exc:
+        return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer" if
+                      (svc.http.get("tasks_auth") == "oidc") else 'Signature header="X-Oneiric-Signature"'})
+    try:
+        msg = parse_body(body)
+    except _BadRequest as exc:
+        return _error(400, "bad_request", str(exc))
+    workflow = msg["workflow"]
+    info["workflow"] = workflow
+    if svc.engine.workflow(workflow) is None:
+        return _error(404, "unknown_workflow", f"no workflow {workflow!r} in the compiled manifest")
+    task_name = low.get("x-cloudtasks-taskname") or None
+    existing = svc.store.find(task_name=task_name, run_id=msg.get("run_id"))
+    if existing is not None:
+        info["run_id"] = existing.run_id
+        if existing.workflow != workflow:
+            return _error(409, "run_conflict", f"run {existing.run_id} belongs to workflow {existing.workflow!r}")
+        if existing.status == "succeeded":
+            principal.consume()
+            info["deduplicated"] = True
+            return 200, _success(existing.run_id, workflow, existing.attempts, existing.result, True), {}
+    reason = rt.gate("workflow", workflow)
+    if reason:
+        return _gated(reason)
+    try:
+        plan = svc.engine.plan(workflow)
+    except PlanError as exc:
+        return _error(500, "workflow_invalid", str(exc))
+    run_id = existing.run_id if existing is not None else (msg.get("run_id") or uuid.uuid4().hex)
+    info["run_id"] = run_id
+    with rt.inflight():
+        try:
+            claim = svc.store.claim(workflow=workflow, run_id=run_id, task_name=task_name,
+                                    context=msg.get("context") or {})
+        except RunConflictError as exc:
+            return _error(409, "run_conflict", str(exc))
+        if claim.outcome == "completed":
+            principal.consume()
+            info["deduplicated"] = True
+            return 200, _success(claim.run.run_id, workflow, claim.run.attempts, claim.run.result, True), {}
+        if claim.outcome == "busy":
+            return _error(409, "run_in_progress", f"run {run_id} is being executed; retry later",
+                          {"Retry-After": "5"})
+        info["attempt"] = claim.run.attempts
+        outcome = svc.engine.execute(claim.run, plan)
+    if outcome.status == "succeeded":
+        principal.consume()
+        return 200, _success(run_id, workflow, claim.run.attempts, outcome.result, False), {}
+    if outcome.status == "failed":
+        info["node"] = outcome.node
+        return _error(500, "node_failed", f"run {run_id}: {outcome.error}")
+    return _gated(outcome.reason or "paused")
+
+
+def _success(run_id: str, workflow: str, attempts: int, result: Any, deduplicated: bool) -> dict[str, Any]:
+    return {"workflow": workflow, "run_id": run_id, "status": "succeeded", "attempts": attempts,
+            "result": result, "deduplicated": deduplicated}

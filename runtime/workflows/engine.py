@@ -1,0 +1,276 @@
+"""Executes a workflow run: DAG order, per-node retry policy, a small thread pool, gates and checkpoints.
+
+Task factory contract
+---------------------
+A workflow entry (domain ``workflow``) carries ``dag.nodes``; each node's
+``task`` names a task entry (domain ``task``). The runtime uses the provider
+selected for ``(task, KEY)`` in the profile artifact's ``selections`` (falling
+back to the manifest entry with the highest ``(priority, stack_level)``). Its
+``factory`` is ``module.path:attr``; the module must be inside
+``settings.security.factory_allowlist`` and is loaded with
+``runtime.adapters.base.load_factory``. ``attr`` is a callable::
+
+    fn(payload: dict, context: dict, inputs: dict[str, Any]) -> Any
+
+- ``payload``: the node's ``payload`` from the compiled manifest (never from
+  the request), a fresh copy per call.
+- ``context``: the run's ``context`` object as first delivered (stored with
+  the run; later deliveries of the same run reuse the stored one), a fresh
+  copy per call. Nothing is added to it.
+- ``inputs``: ``{dependency node id: that node's output}`` for the node's
+  direct ``depends_on``, read from this run's own checkpoints.
+- The return value must be JSON-serialisable; it is the node's output,
+  checkpointed before any dependent node starts. A value that cannot be
+  encoded fails the node at once (no retry).
+- Raising an exception is a failed attempt. The node is retried per its
+  ``retry_policy``: up to ``attempts`` calls in this delivery, sleeping
+  ``min(max_delay, base_delay * 2**(n-1))`` plus up to ``jitter`` of that at
+  random (capped at ``max_delay``) between them. When the last attempt fails
+  the run fails (HTTP 500, so the queue redelivers); a redelivery resumes the
+  run and skips every node already checkpointed. A task may therefore run
+  more than once only when it raised (or the process died) before its output
+  was checkpointed: make side effects idempotent or key them by run.
+
+Independent nodes run concurrently on a shared pool of ``max_workers``
+threads; a run with a single ready node runs it on the caller's thread.
+Before each node starts (and before each retry), ``rt.gate("task", KEY)`` is
+asked; a pause, drain or shutdown stops dispatch, waits for nodes already
+running and leaves the run ``interrupted`` (resumable).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from runtime.adapters.base import AdapterError, load_factory
+from runtime.model import DagNode, Entry, RetryPolicy
+from runtime.workflows.dag import Plan, PlanError, build_plan
+from runtime.workflows.runs import Run, RunStore
+
+DEFAULT_MAX_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one execution of a run ended."""
+
+    status: str  # "succeeded" | "failed" | "interrupted"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    node: str | None = None  # the failed node
+    reason: str | None = None  # the gate reason when interrupted
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeResult:
+    node: DagNode
+    status: str  # "succeeded" | "failed" | "interrupted"
+    output: Any = None
+    error: str | None = None
+    reason: str | None = None
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based)."""
+    base = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    return max(0.0, min(policy.max_delay, base + base * policy.jitter * rng()))
+
+
+def _best(entries: list[Entry]) -> Entry | None:
+    return max(entries, key=lambda e: (e.priority, e.stack_level), default=None)
+
+
+class Engine:
+    """Workflow definitions of one runtime, plus the machinery to execute their runs."""
+
+    def __init__(self, rt: Any, store: RunStore, *, max_workers: int = DEFAULT_MAX_WORKERS,
+                 sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random) -> None:
+        self.rt = rt
+        self.store = store
+        self._max_workers = max_workers
+        self._sleep = sleep
+        self._rng = rng
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._plans: dict[str, Plan] = {}
+        self._factories: dict[str, Callable[..., Any]] = {}
+        self._workflows = self._index("workflow")
+        self._tasks = self._index("task")
+
+    # -- definitions ----------------------------------------------------------
+
+    def _index(self, domain: str) -> dict[str, Entry]:
+        by_key: dict[str, list[Entry]] = {}
+        for e in self.rt.manifest.entries:
+            if e.domain == domain:
+                by_key.setdefault(e.key, []).append(e)
+        chosen = {s.key: s.provider for s in self.rt.profile.selections if s.domain == domain}
+        out: dict[str, Entry] = {}
+        for key, entries in by_key.items():
+            picked = [e for e in entries if e.provider == chosen.get(key)]
+            best = _best(picked or entries)
+            if best is not None:
+                out[key] = best
+        return out
+
+    def workflows(self) -> dict[str, Entry]:
+        return dict(self._workflows)
+
+    def workflow(self, key: str) -> Entry | None:
+        return self._workflows.get(key)
+
+    def plan(self, key: str) -> Plan:
+        plan = self._plans.get(key)
+        if plan is None:
+            entry = self._workflows.get(key)
+            if entry is None:
+                raise PlanError(f"unknown workflow {key!r}")
+            plan = build_plan(entry)
+            for task in plan.tasks():
+                if task not in self._tasks:
+                    raise PlanError(f"workflow {key!r}: no task entry {task!r}")
+            self._plans[key] = plan
+        return plan
+
+    def task_factory(self, task: str) -> Callable[..., Any]:
+        fn = self._factories.get(task)
+        if fn is None:
+            entry = self._tasks.get(task)
+            if entry is None:
+                raise AdapterError(f"no task entry {task!r}")
+            factory = entry.factory
+            for s in self.rt.profile.selections:
+                if s.domain == "task" and s.key == task and s.provider == entry.provider:
+                    factory = s.factory or factory
+            fn = load_factory(factory, self._allowlist())
+            if not callable(fn):
+                raise AdapterError(f"task {task!r}: factory {factory!r} is not callable")
+            self._factories[task] = fn
+        return fn
+
+    def _allowlist(self) -> list[str]:
+        allowlist = getattr(self.rt, "allowlist", None)
+        if callable(allowlist):
+            return list(allowlist())
+        return list((self.rt.settings.get("security") or {}).get("factory_allowlist") or ())
+
+    # -- execution ------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="oneiric-node")
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def execute(self, run: Run, plan: Plan) -> Outcome:
+        """Run every node not yet checkpointed for `run`, then record how the run ended."""
+        try:
+            outcome = self._execute(run, plan)
+        except BaseException as exc:
+            self.store.finish(run.run_id, status="failed", error=f"engine error: {type(exc).__name__}: {exc}")
+            raise
+        self.store.finish(run.run_id, status=outcome.status, result=outcome.result, error=outcome.error)
+        return outcome
+
+    def _execute(self, run: Run, plan: Plan) -> Outcome:
+        by_id = plan.by_id
+        done = {k: v for k, v in self.store.completed_outputs(run.run_id).items() if k in by_id}
+        running: dict[Future, DagNode] = {}
+        failed: _NodeResult | None = None
+        interrupted: str | None = None
+        while True:
+            if failed is None and interrupted is None:
+                ready = plan.ready(done, [n.id for n in running.values()])
+                if len(ready) == 1 and not running:  # the common chain case: no thread hop
+                    node = ready[0]
+                    interrupted = self.rt.gate("task", node.task)
+                    if not interrupted:
+                        res = self._run_node(run, node, done)
+                        if res.status == "succeeded":
+                            done[node.id] = res.output
+                        elif res.status == "failed":
+                            failed = res
+                        else:
+                            interrupted = res.reason
+                    continue
+                for node in ready:
+                    interrupted = self.rt.gate("task", node.task)
+                    if interrupted:
+                        break
+                    running[self._executor().submit(self._run_node, run, node, dict(done))] = node
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                running.pop(fut)
+                res = fut.result()
+                if res.status == "succeeded":
+                    done[res.node.id] = res.output
+                elif res.status == "failed":
+                    failed = failed or res
+                else:
+                    interrupted = interrupted or res.reason
+        if failed is not None:
+            return Outcome("failed", error=failed.error, node=failed.node.id)
+        if interrupted is not None or len(done) < len(plan.order):
+            reason = interrupted or "incomplete"
+            return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason)
+        return Outcome("succeeded", result={n.id: done[n.id] for n in plan.order})
+
+    def _run_node(self, run: Run, node: DagNode, done: dict[str, Any]) -> _NodeResult:
+        policy = node.retry_policy
+        started = time.time()
+        inputs = {d: done[d] for d in node.depends_on}
+        try:
+            fn = self.task_factory(node.task)
+        except Exception as exc:
+            error = f"node {node.id!r}: cannot load task {node.task!r}: {exc}"
+            self.store.record_node(run.run_id, node.id, status="failed", attempts=0, error=error, started_at=started)
+            self._log("ERROR", "workflow node failed", run, node, error=error)
+            return _NodeResult(node, "failed", error=error)
+        error = ""
+        attempt = 0
+        for attempt in range(1, policy.attempts + 1):
+            if attempt > 1:
+                self._sleep(retry_delay(policy, attempt - 1, self._rng))
+                reason = self.rt.gate("task", node.task)
+                if reason:
+                    self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt - 1,
+                                           error=error, started_at=started)
+                    return _NodeResult(node, "interrupted", reason=reason)
+            try:
+                output = fn(copy.deepcopy(node.payload), copy.deepcopy(run.context), copy.deepcopy(inputs))
+            except Exception as exc:  # a failed attempt; the task's own error text
+                error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
+                self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
+                continue
+            try:
+                json.dumps(output, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                error = f"node {node.id!r}: output is not JSON-serialisable: {exc}"
+                break
+            self.store.record_node(run.run_id, node.id, status="succeeded", attempts=attempt, output=output,
+                                   started_at=started)
+            return _NodeResult(node, "succeeded", output=output)
+        error = f"{error} (gave up after {attempt} attempt(s))"
+        self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt, error=error, started_at=started)
+        self._log("ERROR", "workflow node failed", run, node, error=error)
+        return _NodeResult(node, "failed", error=error)
+
+    def _log(self, severity: str, message: str, run: Run, node: DagNode, **fields: Any) -> None:
+        log = getattr(self.rt, "log", None)
+        if log is not None:
+            log(severity, message, workflow=run.workflow, run_id=run.run_id, node=node.id, task=node.task, **fields)

@@ -1,0 +1,38 @@
+"""The delivery message shared by enqueue, the queue adapters and the endpoint: body, task name, headers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+DELIVERY_PATH = "/tasks/workflow"
+CONTENT_TYPE = "application/json"
+
+#: headers Cloud Tasks sets on an HTTP target delivery (the local queue sends the same)
+H_QUEUE = "X-CloudTasks-QueueName"
+H_TASK = "X-CloudTasks-TaskName"
+H_RETRY = "X-CloudTasks-TaskRetryCount"
+H_EXECUTION = "X-CloudTasks-TaskExecutionCount"
+H_ETA = "X-CloudTasks-TaskETA"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def task_name_for(run_id: str) -> str:
+    """The queue task id of a run: deterministic (so a repeated enqueue deduplicates), hash-prefixed
+    (Cloud Tasks spreads hashed names better than sequential ones) and within `[A-Za-z0-9_-]{1,500}`."""
+    digest = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:16]
+    return f"{digest}-{_UNSAFE.sub('_', run_id)[:120]}"
+
+
+def utc_now_text() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_body(workflow: str, run_id: str, context: dict[str, Any] | None, metadata: dict[str, Any]) -> bytes:
+    """The JSON body `POST /tasks/workflow` expects: `{workflow, run_id, context, metadata}`."""
+    obj = {"workflow": workflow, "run_id": run_id, "context": context or {}, "metadata": metadata}
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

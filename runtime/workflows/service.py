@@ -1,0 +1,247 @@
+"""Wires workflows into one `Runtime`: run store, engine, delivery auth, queue choice, enqueue; start/stop hooks.
+
+`service_for(rt)` builds the pieces lazily on first use and keeps one per
+runtime object. `start(rt, port=...)` is the server's hook once HTTP listens:
+it binds the queue adapter to this instance (target URL, signer, log) and
+starts the local queue's dispatcher; `stop(rt)` stops it and closes the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from runtime.adapters.base import AdapterContext, AdapterError, SecretValue
+from runtime.tasks_auth import AuthError, HmacVerifier, JwksCache, NoAuth, OidcVerifier, sign
+from runtime.workflows.engine import Engine, Outcome
+from runtime.workflows.messages import DELIVERY_PATH, build_body, task_name_for, utc_now_text
+from runtime.workflows.runs import Claim, Run, RunStore
+
+#: how long a resolved HMAC key is reused before asking the secrets adapter again
+KEY_TTL_SECONDS = 60.0
+
+
+class UnknownWorkflowError(LookupError):
+    pass
+
+
+class EnqueueError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChoice:
+    category: str
+    key: str
+    provider: str
+    adapter: Any
+
+
+def _section(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = settings.get(name) if isinstance(settings, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+class WorkflowService:
+    """Everything workflow-related one runtime needs; safe to share between request threads."""
+
+    def __init__(self, rt: Any, *, jwks: JwksCache | None = None) -> None:
+        self.rt = rt
+        self.store = RunStore.for_cache_dir(rt.cache_dir)
+        self.engine = Engine(rt, self.store)
+        self._jwks = jwks
+        self._lock = threading.Lock()
+        self._verifier: Any = None
+        self._key: tuple[bytes, float] | None = None
+        self._embedded_queue: Any = None
+        self._started: Any = None
+
+    # -- settings -------------------------------------------------------------
+
+    @property
+    def http(self) -> dict[str, Any]:
+        return _section(self.rt.settings, "http")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.http.get("max_body_bytes") or 1048576)
+
+    def hmac_key(self) -> bytes | None:
+        """The signing key from `http.hmac_key` (a secret reference), cached for a minute."""
+        cached = self._key
+        if cached is not None and time.monotonic() - cached[1] < KEY_TTL_SECONDS:
+            return cached[0]
+        ref = self.http.get("hmac_key")
+        if not ref:
+            return None
+        value = self.rt.resolve(ref)
+        raw = value.reveal() if isinstance(value, SecretValue) else str(value)
+        key = raw.encode("utf-8")
+        self._key = (key, time.monotonic())
+        return key
+
+    def verifier(self) -> Any:
+        mode = self.http.get("tasks_auth") or "hmac"
+        if mode == "none":
+            return NoAuth()
+        if mode == "oidc":
+            with self._lock:
+                if self._verifier is None:
+                    self._verifier = OidcVerifier(audience=self.http.get("oidc_audience"),
+                                                  service_account=self.http.get("oidc_service_account"),
+                                                  jwks=self._jwks)
+                return self._verifier
+        try:
+            key = self.hmac_key()
+        except AdapterError as exc:
+            raise AuthError(f"cannot read the HMAC key: {exc}") from None
+        if not key:
+            raise AuthError("tasks_auth is hmac but http.hmac_key is not configured")
+        with self._lock:
+            if not isinstance(self._verifier, HmacVerifier) or self._verifier._key != key:
+                self._verifier = HmacVerifier(key, replay=self.store)
+            return self._verifier
+
+    def signer(self) -> Callable[[bytes], dict[str, str]] | None:
+        """Headers that authenticate a delivery we send (HMAC mode only; Cloud Tasks adds OIDC itself)."""
+        if (self.http.get("tasks_auth") or "hmac") != "hmac" or not self.http.get("hmac_key"):
+            return None
+
+        def _sign(body: bytes) -> dict[str, str]:
+            return {"X-Oneiric-Signature": sign(self.hmac_key() or b"", body)}
+
+        return _sign
+
+    # -- queue ----------------------------------------------------------------
+
+    def queue(self) -> QueueChoice:
+        """`workflows.options.queue_category` -> the adapter key equal to it or its longest dotted prefix."""
+        category = (_section(self.rt.settings, "workflows").get("options") or {}).get("queue_category") or "queue"
+        selections = {s.key: s for s in self.rt.profile.selections if s.domain == "adapter"}
+        keys = set(selections) | {k for (d, k) in self.rt.adapters if d == "adapter"}
+        parts = category.split(".")
+        key = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in keys), None)
+        if key is None:
+            return QueueChoice(category, "queue", "local", self._embedded())
+        adapter = self.rt.adapters.get(("adapter", key))
+        provider = selections[key].provider if key in selections else getattr(adapter, "name", "?")
+        if adapter is None or not hasattr(adapter, "enqueue"):
+            raise EnqueueError(f"queue_category {category!r} resolves to adapter {key!r} ({provider}),"
+                               " which is not an active queue adapter")
+        return QueueChoice(category, key, provider, adapter)
+
+    def _embedded(self) -> Any:
+        with self._lock:
+            if self._embedded_queue is None:
+                from runtime.adapters.queue_local import LocalQueue
+
+                ctx = AdapterContext(project_dir=self.rt.project_dir, cache_dir=self.rt.cache_dir,
+                                     profile=self.rt.profile.profile.name, log=getattr(self.rt, "log", None))
+                q = LocalQueue({}, context=ctx)
+                q.activate()
+                self._embedded_queue = q
+            return self._embedded_queue
+
+    def bind_queue(self, port: int | None = None) -> QueueChoice:
+        choice = self.queue()
+        if hasattr(choice.adapter, "bind"):
+            environ = getattr(self.rt, "environ", None) or {}
+            port = (port or getattr(self.rt, "http_port", None) or environ.get("PORT")
+                    or self.http.get("port") or 8080)
+            choice.adapter.bind(target_url=f"http://127.0.0.1:{port}{DELIVERY_PATH}", signer=self.signer(),
+                                log=getattr(self.rt, "log", None))
+        return choice
+
+    def enqueue(self, workflow: str, *, context: dict[str, Any] | None = None,
+                run_id: str | None = None) -> dict[str, Any]:
+        """Queue one run of `workflow`; a run id enqueued before from this cache dir is not queued again."""
+        if self.engine.workflow(workflow) is None:
+            raise UnknownWorkflowError(workflow)
+        run_id = run_id or uuid.uuid4().hex
+        task_name = task_name_for(run_id)
+        prior = self.store.enqueued(task_name)
+        if prior is not None:
+            if prior["workflow"] != workflow:
+                raise EnqueueError(f"run id {run_id!r} was already enqueued for workflow {prior['workflow']!r}")
+            return {**prior, "deduplicated": True}
+        choice = self.bind_queue()
+        queued_at = utc_now_text()
+        metadata = {"queued_at": queued_at, "queue_category": choice.category, "queue_provider": choice.provider}
+        body = build_body(workflow, run_id, context, metadata)
+        signer = self.signer()
+        # Cloud Tasks cannot sign per attempt: the signature made now rides on every retry (within the skew).
+        headers = signer(body) if signer is not None and choice.provider != "local" else {}
+        try:
+            res = choice.adapter.enqueue(body=body, task_name=task_name, headers=headers)
+        except AdapterError as exc:
+            raise EnqueueError(str(exc)) from None
+        record = {"workflow": workflow, "run_id": run_id, "task_name": task_name,
+                  "queue_category": choice.category, "queue_provider": choice.provider, "queued_at": queued_at}
+        self.store.record_enqueued(record)
+        return {**record, "deduplicated": bool(res.get("deduplicated"))}
+
+    # -- in-process runs (`workflow run`) ---------------------------------------
+
+    def run_now(self, workflow: str, *, context: dict[str, Any] | None = None,
+                run_id: str | None = None) -> tuple[Claim, Outcome | None]:
+        if self.engine.workflow(workflow) is None:
+            raise UnknownWorkflowError(workflow)
+        plan = self.engine.plan(workflow)
+        claim = self.store.claim(workflow=workflow, run_id=run_id or uuid.uuid4().hex, task_name=None,
+                                 context=context or {})
+        if claim.outcome != "claimed":
+            return claim, None
+        return claim, self.engine.execute(claim.run, plan)
+
+    def status(self, run_id: str) -> tuple[Run | None, list]:
+        run = self.store.get(run_id) or self.store.find(task_name=run_id)
+        return run, (self.store.nodes(run.run_id) if run else [])
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self, port: int | None = None) -> None:
+        choice = self.bind_queue(port)
+        if hasattr(choice.adapter, "start") and choice.provider == "local":
+            choice.adapter.start()
+            self._started = choice.adapter
+
+    def close(self) -> None:
+        if self._started is not None:
+            self._started.stop()
+            self._started = None
+        if self._embedded_queue is not None:
+            self._embedded_queue.close()
+        self.engine.close()
+        self.store.close()
+
+
+_services: dict[int, tuple[Any, WorkflowService]] = {}
+_services_lock = threading.Lock()
+
+
+def service_for(rt: Any) -> WorkflowService:
+    entry = _services.get(id(rt))
+    if entry is not None and entry[0] is rt:
+        return entry[1]
+    with _services_lock:
+        entry = _services.get(id(rt))
+        if entry is None or entry[0] is not rt:
+            entry = (rt, WorkflowService(rt))
+            _services[id(rt)] = entry
+        return entry[1]
+
+
+def start(rt: Any, *, port: int | None = None) -> None:
+    """Server hook, after HTTP listens: bind the queue to this instance and start the local dispatcher."""
+    service_for(rt).start(port)
+
+
+def stop(rt: Any) -> None:
+    """Server hook, at shutdown after in-flight work drained: stop the dispatcher, close the run store."""
+    with _services_lock:
+        entry = _services.pop(id(rt), None)
+    if entry is not None and entry[0] is rt:
+        entry[1].close()
