@@ -80,6 +80,8 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
                     out.append(Diagnostic("dag.unknown-dependency", f"workflow {entry.key!r}: node {node.id!r} "
                                           f"depends on {dep!r}, which is not a node of this workflow", span, pointer,
                                           f"did you mean {near!r}?" if near else None))
+        if len(ids) != len(entry.dag.nodes):
+            continue  # ids are ambiguous; the duplicate-id error comes first
         cycle = _find_cycle({n.id: [d for d in n.depends_on if d in ids] for n in entry.dag.nodes})
         if cycle:
             span, pointer = _at(docs, entry, f"/dag/nodes/{ids[cycle[0]]}/depends_on")
