@@ -218,6 +218,9 @@ def explain_cmd(ctx, key, profile_opt, project_dir, as_json):
         click.echo(f"  {layer.name:<16} {json.dumps(layer.value)}  [{layer.origin}]")
 
 
+from compiler import cli_audit  # noqa: E402,F401  (registers the audit commands on `cli`)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="oneiric", standalone_mode=True)
