@@ -214,3 +214,27 @@ def test_runtime_verbs_are_routed_without_loading_compiler_libraries():
 
     assert find_verb(["--profile", "serverless", "health", "--probe"]) == "health"
     assert find_verb(["--config", "x.toml", "compile"]) == "compile"
+
+
+@pytest.mark.parametrize("kind", ["manifest", "profile"])
+def test_artifacts_validate_against_their_published_schemas(compiled: Path, kind: str):
+    from compiler.schema import _named_validator
+
+    validator = _named_validator(f"{kind}-artifact.schema.json")
+    for path in sorted(compiled.glob(f"*_{kind}.json")):
+        errors = [e.message for e in validator.iter_errors(json.loads(path.read_text()))]
+        assert errors == [], path.name
+
+
+def test_every_schema_is_draft_2020_12_with_an_id():
+    from jsonschema import Draft202012Validator
+
+    from schemas import SCHEMA_DIR
+
+    files = sorted(SCHEMA_DIR.rglob("*.json"))
+    assert len(files) >= 9
+    for path in files:
+        schema = json.loads(path.read_text())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path.name
+        assert schema["$id"].endswith(path.name), path.name
+        Draft202012Validator.check_schema(schema)
