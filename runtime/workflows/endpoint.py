@@ -45,10 +45,14 @@ class _BadRequest(Exception):
     pass
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
     """The delivery message, checked field by field; raises _BadRequest with what is wrong."""
     try:
-        obj = json.loads(body.decode("utf-8"))
+        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -1,0 +1,192 @@
+"""`handle_delivery` in process against a fake Runtime: auth, validation, idempotency, gating, failures."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from runtime.tasks_auth import JwksCache, sign
+from runtime.workflows.endpoint import handle_delivery
+from runtime.workflows.service import WorkflowService, _services, service_for
+
+from .conftest import HMAC_KEY, FakeRuntime, effects, wait_for
+
+#: each delivery signs with a distinct timestamp (an identical t and body is, by design, a replay)
+_age = itertools.count()
+
+
+def deliver(rt: Any, obj: Any, *, task: str | None = None, retry: int = 0, signed: bool = True,
+            raw: bytes | None = None, extra: dict | None = None) -> tuple[int, dict, dict]:
+    body = raw if raw is not None else json.dumps(obj).encode()
+    headers = {"Content-Type": "application/json", "X-CloudTasks-QueueName": "q",
+               "X-CloudTasks-TaskRetryCount": str(retry), "X-CloudTasks-TaskExecutionCount": str(retry)}
+    if task:
+        headers["X-CloudTasks-TaskName"] = task
+    if signed:
+        headers["X-Oneiric-Signature"] = sign(HMAC_KEY.encode(), body, int(time.time()) - next(_age) % 200)
+    headers.update(extra or {})
+    return handle_delivery(rt, body, headers)
+
+
+def test_delivery_runs_the_workflow_and_a_duplicate_runs_nothing(fake_rt, tmp_path):
+    fx = tmp_path / "fx.jsonl"
+    msg = {"workflow": "ingest", "run_id": "r-1", "context": {"records": ["a"], "effects": str(fx)}}
+    status, body, _ = deliver(fake_rt, msg, task="task-1")
+    assert status == 200, body
+    assert body["result"]["load"] == {"loaded": 1, "target": "vector"} and body["deduplicated"] is False
+    for dup in ({"task": "task-1"}, {"task": None}):  # by task name, then by run_id alone
+        status, again, _ = deliver(fake_rt, msg, **dup)
+        assert status == 200 and again["deduplicated"] is True and again["result"] == body["result"]
+    assert [e["task"] for e in effects(fx)] == ["extract", "transform", "load"]
+    log = fake_rt.deliveries()
+    assert [r["http_status"] for r in log] == [200, 200, 200]
+    assert log[0]["queue"] == "q" and log[0]["task"] == "task-1" and log[0]["retry_count"] == "0"
+    assert log[0]["run_id"] == "r-1" and log[0]["workflow"] == "ingest"
+
+
+def test_failed_node_answers_500_and_a_redelivery_resumes(fake_rt, tmp_path):
+    fx = tmp_path / "fx.jsonl"
+    msg = {"workflow": "flaky", "run_id": "r-2", "context": {"effects": str(fx)}}
+    for retry in (0, 1):
+        status, body, _ = deliver(fake_rt, msg, task="t2", retry=retry)
+        assert status == 500 and body["error"] == "node_failed" and set(body) == {"error", "detail"}
+    status, body, _ = deliver(fake_rt, msg, task="t2", retry=2)
+    assert status == 200 and body["attempts"] == 3
+    ran = [e["task"] for e in effects(fx)]
+    assert ran == ["extract", "flaky", "flaky", "flaky", "load"]
+    assert [r["retry_count"] for r in fake_rt.deliveries()] == ["0", "1", "2"]
+
+
+def test_client_supplied_results_or_checkpoints_are_refused(fake_rt):
+    status, body, _ = deliver(fake_rt, {"workflow": "ingest", "result": {"load": "forged"}})
+    assert status == 400 and "never taken from a request" in body["detail"]
+    status, body, _ = deliver(fake_rt, {"workflow": "ingest", "checkpoints": {"extract": {}}})
+    assert status == 400
+
+
+@pytest.mark.parametrize("raw, detail", [
+    (b"not json", "not valid UTF-8 JSON"),
+    (b"\xff\xfe", "not valid UTF-8 JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"run_id": "x"}', "workflow must be a non-empty string"),
+    (b'{"workflow": 3}', "workflow must be a non-empty string"),
+    (b'{"workflow": "ingest", "run_id": "bad id with spaces"}', "run_id must match"),
+    (b'{"workflow": "ingest", "context": [1]}', "context must be an object"),
+    (b'{"workflow": "ingest", "context": {"x": NaN}}', "not valid UTF-8 JSON"),
+])
+def test_malformed_bodies_get_400(fake_rt, raw, detail):
+    status, body, _ = deliver(fake_rt, None, raw=raw)
+    assert status == 400 and body["error"] == "bad_request" and detail in body["detail"]
+
+
+def test_unknown_workflow_404_and_oversized_body_413(fake_rt):
+    status, body, _ = deliver(fake_rt, {"workflow": "nope"})
+    assert (status, body["error"]) == (404, "unknown_workflow")
+    big = {"workflow": "ingest", "context": {"pad": "x" * 5000}}
+    status, body, _ = deliver(fake_rt, big)
+    assert (status, body["error"]) == (413, "payload_too_large")
+
+
+def test_unsigned_tampered_and_replayed_deliveries_get_401(fake_rt):
+    msg = {"workflow": "ingest", "run_id": "r-auth"}
+    status, body, headers = deliver(fake_rt, msg, signed=False)
+    assert (status, body["error"]) == (401, "unauthenticated") and "WWW-Authenticate" in headers
+    raw = json.dumps(msg).encode()
+    sig = sign(HMAC_KEY.encode(), raw)
+    tampered = json.dumps({"workflow": "ingest", "run_id": "r-other"}).encode()
+    status, _, _ = handle_delivery(fake_rt, tampered, {"X-Oneiric-Signature": sig})
+    assert status == 401
+    status, _, _ = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
+    assert status == 200
+    status, body, _ = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
+    assert status == 401 and "replay" in body["detail"]
+    assert fake_rt.deliveries()[0]["http_status"] == 401
+
+
+def test_replay_protection_survives_a_new_service_on_the_same_cache_dir(fake_rt):
+    raw = json.dumps({"workflow": "ingest", "run_id": "r-restart"}).encode()
+    sig = sign(HMAC_KEY.encode(), raw)
+    assert handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})[0] == 200
+    _services.clear()  # as after a restart: a fresh service reading the same SQLite file
+    assert handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})[0] == 401
+
+
+def test_paused_workflow_gets_503_with_retry_after_then_completes(fake_rt, tmp_path):
+    fx = tmp_path / "fx.jsonl"
+    msg = {"workflow": "ingest", "run_id": "r-pause", "context": {"effects": str(fx)}}
+    fake_rt.gates[("workflow", "ingest")] = "paused"
+    status, body, headers = deliver(fake_rt, msg)
+    assert status == 503 and body["error"] == "paused" and int(headers["Retry-After"]) > 0
+    assert effects(fx) == []
+    fake_rt.gates.clear()
+    status, body, _ = deliver(fake_rt, msg)
+    assert status == 200 and body["result"]["load"]["loaded"] == 0
+
+
+def test_draining_task_mid_run_answers_503_and_resumes_later(fake_rt, tmp_path):
+    fx = tmp_path / "fx.jsonl"
+    msg = {"workflow": "ingest", "run_id": "r-drain", "context": {"effects": str(fx)}}
+    fake_rt.gates[("task", "load")] = "draining"
+    status, body, headers = deliver(fake_rt, msg)
+    assert status == 503 and body["error"] == "draining" and "Retry-After" in headers
+    fake_rt.gates.clear()
+    assert deliver(fake_rt, msg)[0] == 200
+    assert [e["task"] for e in effects(fx)] == ["extract", "transform", "load"]
+
+
+def test_run_in_progress_gets_409(fake_rt, tmp_path):
+    msg = {"workflow": "slow", "run_id": "r-busy", "context": {"sleep_seconds": 0.6}}
+    results: list = []
+    t = threading.Thread(target=lambda: results.append(deliver(fake_rt, msg)))
+    t.start()
+    svc = service_for(fake_rt)
+    wait_for(lambda: (svc.store.get("r-busy") or None) and svc.store.get("r-busy").status == "running")
+    status, body, headers = deliver(fake_rt, msg)
+    assert status == 409 and body["error"] == "run_in_progress" and "Retry-After" in headers
+    t.join()
+    assert results[0][0] == 200
+    assert deliver(fake_rt, msg)[1]["deduplicated"] is True
+
+
+def test_same_run_id_for_another_workflow_is_a_conflict(fake_rt):
+    assert deliver(fake_rt, {"workflow": "ingest", "run_id": "r-x"})[0] == 200
+    status, body, _ = deliver(fake_rt, {"workflow": "noop3", "run_id": "r-x"})
+    assert (status, body["error"]) == (409, "run_conflict")
+
+
+def test_no_run_id_and_no_task_name_means_a_new_run_each_time(fake_rt):
+    a = deliver(fake_rt, {"workflow": "noop3"})[1]["run_id"]
+    b = deliver(fake_rt, {"workflow": "noop3"})[1]["run_id"]
+    assert a != b and service_for(fake_rt).store.count_runs("succeeded") == 2
+
+
+def test_auth_none_and_missing_key_configuration(tmp_path):
+    rt = FakeRuntime(tmp_path, http={"tasks_auth": "none"})
+    assert deliver(rt, {"workflow": "noop3"}, signed=False)[0] == 200
+    rt2 = FakeRuntime(tmp_path / "b", http={"hmac_key": None})
+    status, body, _ = deliver(rt2, {"workflow": "noop3"})
+    assert status == 401 and "hmac_key is not configured" in body["detail"]
+
+
+def test_oidc_mode_through_the_endpoint(tmp_path):
+    from .test_workflow_auth import AUDIENCE, SA, KeyServer, make_token
+
+    ks = KeyServer()
+    key = ks.add_key("kid-1")
+    try:
+        rt = FakeRuntime(tmp_path, http={"tasks_auth": "oidc", "oidc_audience": AUDIENCE, "oidc_service_account": SA})
+        _services[id(rt)] = (rt, WorkflowService(rt, jwks=JwksCache(ks.url)))
+        ok = {"Authorization": "Bearer " + make_token(key)}
+        assert deliver(rt, {"workflow": "noop3"}, signed=False, extra=ok)[0] == 200
+        bad = {"Authorization": "Bearer " + make_token(key, aud="https://other.test/")}
+        status, body, headers = deliver(rt, {"workflow": "noop3"}, signed=False, extra=bad)
+        assert status == 401 and "audience" in body["detail"] and headers["WWW-Authenticate"] == "Bearer"
+        assert deliver(rt, {"workflow": "noop3"}, signed=False)[0] == 401
+    finally:
+        ks.httpd.shutdown()
+        ks.httpd.server_close()
