@@ -26,8 +26,14 @@ from runtime.supervisor import Snapshot, evaluate
 #: Factory module prefix that is always allowed (the built-in adapters).
 BUILTIN_PREFIX = "runtime.adapters"
 SUPERVISOR_ENV = "ONEIRIC_RUNTIME_SUPERVISOR__ENABLED"
-#: Secrets factories used when the profile has no adapter/secrets selection (never for a compiled artifact).
-_SECRETS_FALLBACK = "runtime.adapters.secrets_env:EnvSecrets"
+#: Built-in secrets providers, for ONEIRIC_SECRETS__PROVIDER overriding the compiled selection
+#: (e.g. `env` for a local run of a Secret Manager profile) and for artifacts without a secrets selection.
+SECRETS_FACTORIES = {
+    "env": "runtime.adapters.secrets_env:EnvSecrets",
+    "file": "runtime.adapters.secrets_file:FileSecrets",
+    "gcp.secret_manager": "runtime.adapters.secrets_gcp:SecretManagerSecrets",
+    "gcp": "runtime.adapters.secrets_gcp:SecretManagerSecrets",
+}
 
 
 class StartupError(Exception):
@@ -142,13 +148,29 @@ class Runtime:
     # ------------------------------------------------------------ activation
 
     def _context(self) -> AdapterContext:
+        refs = tuple((s.name, s.version or "latest") for s in self.profile.secrets)
         return AdapterContext(project_dir=self.project_dir, cache_dir=self.cache_dir,
                               profile=self.profile.profile.name, log=self.log,
-                              extra={"environ": self.environ, "runtime": self})
+                              extra={"environ": self.environ, "runtime": self, "secret_refs": refs})
 
     def _build(self, sel: Selection, context: AdapterContext) -> Any:
         factory = load_factory(sel.factory, self.allowlist())
-        return factory(self.selection_settings(sel), secrets=self.secrets, context=context)
+        settings = self.selection_settings(sel)
+        if sel.key != "secrets":  # a secret value beats every other layer (SPEC 3)
+            settings = {k: self.resolve(v) for k, v in settings.items()}
+        return factory(settings, secrets=self.secrets, context=context)
+
+    def _secrets_selection(self, selections: list[Selection]) -> Selection:
+        """The adapter/secrets selection, swapped for a built-in when ONEIRIC_SECRETS__PROVIDER names another."""
+        current = next((s for s in selections if s.key == "secrets"), None)
+        provider = self.secrets_provider
+        if current is not None and (current.provider == provider or provider not in SECRETS_FACTORIES):
+            return current
+        options = {k: v for k, v in (self.settings.get("secrets") or {}).items() if k != "provider"}
+        if current is not None:  # the compiled provider's options do not apply to another provider
+            options = {k: v for k, v in options.items() if k not in current.settings}
+        return Selection("adapter", "secrets", provider, SECRETS_FACTORIES[provider], options, "builtin",
+                         "ONEIRIC_SECRETS__PROVIDER" if current is not None else "no secrets selection", True, "")
 
     def activate(self) -> None:
         """Build and activate each selected adapter (secrets first), importing only their modules.
@@ -157,10 +179,8 @@ class Runtime:
         """
         context = self._context()
         selections = [s for s in self.profile.selections if s.domain == "adapter"]
-        selections.sort(key=lambda s: (s.key != "secrets", s.key))
-        if not any(s.key == "secrets" for s in selections):
-            selections.insert(0, Selection("adapter", "secrets", self.secrets_provider, _SECRETS_FALLBACK,
-                                           {}, "builtin", "no secrets selection: env fallback", True))
+        secrets_sel = self._secrets_selection(selections)
+        selections = [secrets_sel] + sorted((s for s in selections if s.key != "secrets"), key=lambda s: s.key)
         for sel in selections:
             label = f"{sel.domain}/{sel.key}"
             try:
@@ -184,7 +204,6 @@ class Runtime:
         """`{provider, status, ...}`: ready only when the adapter answers and every referenced secret exists."""
         block: dict[str, Any] = {"provider": self.secrets_provider}
         refs = [(s.name, s.version or "latest") for s in self.profile.secrets]
-        block["references"] = len(refs)
         if self.secrets is None:
             failed = self.adapter_status.get("adapter/secrets", {})
             block.update(status="error", detail=failed.get("detail") or "secrets adapter not active", missing=[])
@@ -201,6 +220,7 @@ class Runtime:
             return block
         block.update(status=result.get("status", "error"), detail=result.get("detail"),
                      missing=list(result.get("missing", [])))
+        block["references"] = result.get("references", [{"name": n, "version": v} for n, v in refs])
         return block
 
     def probe_adapters(self) -> dict[str, dict[str, Any]]:
@@ -279,7 +299,7 @@ class Runtime:
     def supervisor_status(self) -> str:
         if not self.supervisor_enabled:
             return "disabled"
-        return self.supervisor.status if self.supervisor is not None else "idle"
+        return self.supervisor.status if self.supervisor is not None else "not running"
 
     @contextmanager
     def inflight(self) -> Iterator[None]:

@@ -70,8 +70,8 @@ def convert(value: str, type_: str, name: str) -> Any:
                 items = json.loads(text)
             except ValueError:
                 raise OverrideError(f"{name}={value!r}: expected a JSON array or comma-separated list") from None
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise OverrideError(f"{name}={value!r}: expected an array of strings")
+            if not isinstance(items, list):
+                raise OverrideError(f"{name}={value!r}: expected a JSON array")
             return items
         return [item.strip() for item in text.split(",") if item.strip()]
     if kind == "null":

@@ -1,0 +1,63 @@
+"""Fixtures for the runtime suite: compiled reference projects, live orchestrators (helpers in rt_helpers.py).
+
+Everything runs as real subprocesses (`python -m oneiric.cli ...`) on 127.0.0.1 with a real HTTP client.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rt_helpers import ROOT, Orchestrator, compile_project, make_embedded_project  # noqa: E402
+
+
+@pytest.fixture
+def orchestrators():
+    """`start(cwd, args, env)` starts an orchestrator; every one still alive is killed after the test."""
+    started: list[Orchestrator] = []
+
+    def start(cwd: Path, args=(), env=None, **kw) -> Orchestrator:
+        orch = Orchestrator(cwd, list(args), env, **kw)
+        started.append(orch)
+        return orch
+
+    yield start
+    for orch in started:
+        orch.close()
+
+
+@pytest.fixture(scope="session")
+def reference_build(tmp_path_factory) -> Path:
+    """The reference project (config/, deployment/) copied and compiled once per session."""
+    project = tmp_path_factory.mktemp("reference") / "project"
+    project.mkdir()
+    for name in ("config", "deployment"):
+        shutil.copytree(ROOT / name, project / name)
+    compile_project(project)
+    return project
+
+
+@pytest.fixture
+def ref_project(reference_build, tmp_path) -> Path:
+    """A private copy of the compiled reference project (with its own cache dir)."""
+    project = tmp_path / "project"
+    shutil.copytree(reference_build, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
+    return project
+
+
+@pytest.fixture(scope="session")
+def embedded_build(tmp_path_factory) -> Path:
+    """Reference manifests + serverless settings on embedded defaults (env secrets, local queue), compiled."""
+    return make_embedded_project(tmp_path_factory.mktemp("embedded") / "project")
+
+
+@pytest.fixture
+def embedded_project(embedded_build, tmp_path) -> Path:
+    project = tmp_path / "embedded"
+    shutil.copytree(embedded_build, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
+    return project
