@@ -160,9 +160,9 @@ def _provider_settings(candidate: Candidate, reason: str, layers: Layers, doc: D
     if candidate.schema is not None and doc is not None:
         errors = check_subtree(doc, raw, candidate.schema, pointer_from_parts(prefix))
     elif candidate.schema is not None:
-        from jsonschema import Draft202012Validator
+        from compiler.schema import _validator
 
-        if list(Draft202012Validator(candidate.schema).iter_errors(raw)):
+        if list(_validator(candidate.schema).iter_errors(raw)):
             errors = [Diagnostic("schema.provider", f"{domain} {key!r} provider {candidate.provider!r} needs settings "
                                  "(no settings file)", None, pointer_from_parts(prefix))]
     origin = SCHEMA_DEFAULT if candidate.origin == "builtin" else f"manifest default ({candidate.origin})"

@@ -12,10 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
-
+from compiler import fastschema
 from compiler.diagnostics import Diagnostic, Document, pointer_from_parts, suggest
 from schemas import SCHEMA_DIR
 
@@ -29,22 +26,32 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _registry() -> Registry:
-    resources = []
+def _schemas_by_id() -> dict[str, dict[str, Any]]:
+    out = {}
     for path in sorted(SCHEMA_DIR.rglob("*.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
         if "$id" in schema:
-            resources.append((schema["$id"], Resource.from_contents(schema)))
-    return Registry().with_resources(resources)
+            out[schema["$id"]] = schema
+    return out
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
-    return Draft202012Validator(schema, registry=_registry())
+def _validator(schema: dict[str, Any]) -> Any:
+    """jsonschema's Draft 2020-12 validator (imported only when needed: it costs ~120 ms)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources((sid, Resource.from_contents(s)) for sid, s in _schemas_by_id().items())
+    return Draft202012Validator(schema, registry=registry)
 
 
 @lru_cache(maxsize=None)
-def _named_validator(name: str) -> Draft202012Validator:
-    return _validator(load_schema(name))
+def _named_validator(name: str) -> Any:
+    """Our own schemas go through the fast validator unless they use a keyword it lacks."""
+    schema = load_schema(name)
+    try:
+        return fastschema.Validator(schema, _schemas_by_id())
+    except fastschema.UnsupportedSchema:
+        return _validator(schema)
 
 
 def check_document(doc: Document, schema_name: str) -> list[Diagnostic]:
@@ -54,28 +61,35 @@ def check_document(doc: Document, schema_name: str) -> list[Diagnostic]:
 
 def check_subtree(doc: Document, data: Any, schema: dict[str, Any], pointer: str) -> list[Diagnostic]:
     """Validate a value found at `pointer` in `doc` against an inline schema (e.g. a provider's)."""
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(schema)
     return check_value(doc, data, _validator(schema), pointer)
 
 
-def check_value(doc: Document, data: Any, validator: Draft202012Validator, pointer: str) -> list[Diagnostic]:
+def check_value(doc: Document, data: Any, validator: Any, pointer: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for error in validator.iter_errors(data):
         out.extend(_diagnose(_reduce(error), doc, pointer))
     return out
 
 
-def _reduce(error: ValidationError) -> ValidationError:
+def _reduce(error: Any) -> Any:
     """For anyOf/oneOf, the sub-error that best explains the failure."""
     while error.validator in ("anyOf", "oneOf") and error.context:
-        deeper = best_match(error.context)
+        if isinstance(error, fastschema.Error):
+            deeper = fastschema.best_match(error.context)
+        else:
+            from jsonschema.exceptions import best_match
+
+            deeper = best_match(error.context)
         if deeper is None or deeper is error:
             break
         error = deeper
     return error
 
 
-def _diagnose(error: ValidationError, doc: Document, base: str) -> list[Diagnostic]:
+def _diagnose(error: Any, doc: Document, base: str) -> list[Diagnostic]:
     pointer = base + pointer_from_parts(error.absolute_path)
     rule = f"schema.{error.validator}"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
