@@ -1,4 +1,4 @@
-"""Reporters: render diagnostics for people (text), tools (json) and CI (github annotations).
+"""Reporters: render diagnostics for people (text), tools (json) and CI (github annotations, sarif).
 
 Reporters only read diagnostics; exit codes are decided by the caller.
 """
@@ -57,9 +57,17 @@ def report_github(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n".join(lines)
 
 
+def report_sarif(diagnostics: Iterable[Diagnostic]) -> str:
+    """SARIF 2.1.0 for code scanning (see compiler/sarif.py)."""
+    from compiler.sarif import report_sarif as render
+
+    return render(diagnostics)
+
+
 #: Reporter by name; also the CLI's --format choices.
 REPORTERS: dict[str, Callable[[Iterable[Diagnostic]], str]] = {
     "text": report_text,
     "json": report_json,
     "github": report_github,
+    "sarif": report_sarif,
 }

@@ -15,7 +15,6 @@ from compiler.diagnostics import Diagnostic
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/oneiric/oneiric"
 
 
 def _version() -> str:
@@ -57,11 +56,9 @@ def build_log(diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
             "tool": {"driver": {
                 "name": "oneiric",
                 "version": _version(),
-                "informationUri": INFORMATION_URI,
                 "rules": [{"id": rule, "name": rule, "shortDescription": {"text": f"oneiric check {rule}"},
                            "defaultConfiguration": {"level": "error"}} for rule in rule_ids],
             }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": "./"}},
             "columnKind": "unicodeCodePoints",
             "results": [_result(d, index[d.rule]) for d in items],
         }],
