@@ -1,20 +1,17 @@
-"""HTTP routes: a bottle app for /healthz and /tasks/workflow, plus one JSON log line per request."""
+"""HTTP routes: the bottle app for /healthz and /tasks/workflow (served through `runtime.wsgi.App`)."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import bottle
 
-from runtime.logs import trace_fields
+from runtime.wsgi import RETRY_AFTER, healthz_body, loaded_modules
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.orchestrator import Runtime
 
-RETRY_AFTER = "5"
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -23,23 +20,6 @@ def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
     if headers:
         merged.update(headers)
     return bottle.HTTPResponse(body=json.dumps(body, default=str), status=status, headers=merged)
-
-
-def healthz_body(rt: "Runtime") -> tuple[int, dict[str, Any]]:
-    """(status code, body) for GET /healthz: 200 only when accepting and every required adapter is up."""
-    state = rt.activity_state()
-    if state != "accepting":
-        return 503, {"status": state, "profile": rt.profile.profile.name}
-    failed = rt.failed_required()
-    if failed:
-        return 503, {"status": "unavailable", "reason": "required adapter failed", "adapters": failed,
-                     "profile": rt.profile.profile.name}
-    return 200, {"status": "ok", "profile": rt.profile.profile.name, "activity_state": state,
-                 "manifest_digest": rt.manifest.digest}
-
-
-def _loaded_modules() -> list[str]:
-    return sorted({name.partition(".")[0] for name in list(sys.modules)})
 
 
 def _workflow_handler() -> Callable | None:
@@ -60,7 +40,7 @@ def build_app(rt: "Runtime", *, debug_modules: bool = False) -> bottle.Bottle:
     def healthz() -> bottle.HTTPResponse:
         status, body = healthz_body(rt)
         if debug_modules:
-            body["modules"] = _loaded_modules()
+            body["modules"] = loaded_modules()
         return _reply(status, body, {"Retry-After": RETRY_AFTER} if status == 503 else None)
 
     @app.post("/tasks/workflow")
@@ -94,38 +74,3 @@ def build_app(rt: "Runtime", *, debug_modules: bool = False) -> bottle.Bottle:
         return json.dumps({"error": "internal error"})
 
     return app
-
-
-def with_request_log(app: Callable, rt: "Runtime") -> Callable:
-    """WSGI middleware: count in-flight requests (all but /healthz) and log one line per request."""
-
-    def wsgi(environ: dict, start_response: Callable) -> Any:
-        started = time.monotonic()
-        seen: dict[str, Any] = {}
-
-        def capture(status: str, headers: list, exc_info: Any = None) -> Any:
-            seen["status"] = status
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            result = list(app(environ, capture))
-        else:
-            with rt.inflight():
-                result = list(app(environ, capture))
-        code = int(str(seen.get("status", "500")).split(" ", 1)[0])
-        fields: dict[str, Any] = {
-            "httpRequest": {
-                "requestMethod": environ.get("REQUEST_METHOD"),
-                "requestUrl": path,
-                "status": code,
-                "latency": f"{time.monotonic() - started:.6f}s",
-                "remoteIp": environ.get("REMOTE_ADDR"),
-                "userAgent": environ.get("HTTP_USER_AGENT"),
-            }
-        }
-        fields.update(trace_fields(environ.get("HTTP_X_CLOUD_TRACE_CONTEXT"), rt.logger.project_id))
-        rt.log("WARNING" if code >= 500 else "INFO", f"{environ.get('REQUEST_METHOD')} {path} {code}", **fields)
-        return result
-
-    return wsgi

@@ -46,12 +46,12 @@ def orchestrate(options: Any) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server = None
+    server = app = None
     if not getattr(options, "no_http", False):
-        from runtime.http import build_app, with_request_log
         from runtime.server import Server
+        from runtime.wsgi import App
 
-        app = with_request_log(build_app(rt, debug_modules=rt.environ.get("ONEIRIC_DEBUG_MODULES") == "1"), rt)
+        app = App(rt, debug_modules=rt.environ.get("ONEIRIC_DEBUG_MODULES") == "1")
         host = getattr(options, "http_host", None) or "0.0.0.0"
         header_timeout = float(rt.settings.get("http", {}).get("header_timeout_seconds", 10))
         try:
@@ -78,6 +78,8 @@ def orchestrate(options: Any) -> int:
            manifest_digest=rt.manifest.digest, supervisor_enabled=rt.supervisor_enabled,
            watchers_enabled=rt.watchers_enabled, remote_enabled=rt.remote_enabled,
            adapters={k: v["status"] for k, v in rt.adapter_status.items()})
+    if app is not None:
+        app.warm()
 
     while not stop.wait(0.5):
         pass

@@ -1,90 +1,140 @@
-"""A threaded standard-library WSGI server that binds without DNS and bounds how long headers may take."""
+"""A threaded standard-library WSGI server: socketserver + wsgiref.handlers, one request per connection.
+
+Why not `wsgiref.simple_server`: its `HTTPServer.server_bind` calls `socket.getfqdn`, which may wait on
+DNS when binding 0.0.0.0 as Cloud Run does, and `http.server` pulls in the email package (~40 ms of
+imports) before the first byte is served. This server binds with `TCPServer.server_bind` (no name
+lookup), parses the request line and headers itself under one deadline (`header_timeout`, so a slow
+client cannot hold a worker thread), and leaves response framing to `wsgiref.handlers`.
+"""
 
 from __future__ import annotations
 
 import socket
 import socketserver
+import sys
 import threading
 import time
 from typing import Any, Callable
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+from wsgiref.handlers import SimpleHandler
+
+MAX_LINE = 65536
+MAX_HEADERS = 100
 
 
-class _DeadlineReader:
-    """Wraps the request's rfile while headers are read: every readline shares one deadline."""
-
-    def __init__(self, raw: Any, sock: socket.socket, deadline: float) -> None:
-        self._raw, self._sock, self._deadline = raw, sock, deadline
-
-    def readline(self, limit: int = -1) -> bytes:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("request headers not received in time")
-        self._sock.settimeout(remaining)
-        return self._raw.readline(limit)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
+class _BadRequest(Exception):
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
 
 
-class _Handler(WSGIRequestHandler):
-    """One request per connection; headers must arrive within `server.header_timeout` in total,
-    then each body read may wait that long."""
+class _ResponseHandler(SimpleHandler):
+    server_software = "oneiric"
+    http_version = "1.0"  # one request per connection: the response ends when the socket closes
+
+    def log_exception(self, exc_info: Any) -> None:
+        """Exceptions reach the app's own error handler; a failure here is a broken client connection."""
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: "Server"
 
     def setup(self) -> None:
         self.timeout = self.server.header_timeout
         super().setup()
 
+    def _readline(self, deadline: float) -> bytes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request headers not received in time")
+        self.connection.settimeout(remaining)
+        line = self.rfile.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise _BadRequest("431 Request Header Fields Too Large")
+        return line
+
+    def _read_head(self) -> dict[str, Any] | None:
+        deadline = time.monotonic() + self.server.header_timeout
+        line = self._readline(deadline)
+        while line in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore empty lines before the request line
+            line = self._readline(deadline)
+        if not line:
+            return None
+        parts = line.decode("latin-1").rstrip("\r\n").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise _BadRequest("400 Bad Request")
+        method, target, version = parts
+        environ = dict(self.server.base_environ)
+        path, _, query = target.partition("?")
+        if "%" in path:
+            from urllib.parse import unquote
+
+            path = unquote(path, "latin-1")
+        environ.update(REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query, SERVER_PROTOCOL=version,
+                       REMOTE_ADDR=self.client_address[0], REMOTE_PORT=str(self.client_address[1]))
+        for _ in range(MAX_HEADERS + 1):
+            line = self._readline(deadline)
+            if line in (b"\r\n", b"\n", b""):
+                return environ
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not name or name != name.strip():
+                raise _BadRequest("400 Bad Request")
+            key = name.upper().replace("-", "_")
+            value = value.strip()
+            if key == "TRANSFER_ENCODING":
+                raise _BadRequest("501 Not Implemented")  # chunked request bodies are not supported
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = value
+            else:
+                key = "HTTP_" + key
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        raise _BadRequest("431 Request Header Fields Too Large")
+
     def handle(self) -> None:
-        raw = self.rfile
-        self.rfile = _DeadlineReader(raw, self.connection, time.monotonic() + self.server.header_timeout)
         try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if len(self.raw_requestline) > 65536:
-                self.requestline = self.request_version = self.command = ""
-                self.send_error(414)
-                return
-            if not self.parse_request():
-                return
-        except (TimeoutError, socket.timeout, ConnectionError):
-            self.close_connection = True
+            environ = self._read_head()
+        except _BadRequest as exc:
+            self._plain(exc.status)
             return
-        finally:
-            self.rfile = raw
+        except (OSError, ValueError):  # timeout, reset, undecodable
+            return
+        if environ is None:
+            return
         self.connection.settimeout(self.server.header_timeout)
-        handler = ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                multithread=True)
-        handler.request_handler = self
-        handler.server_software = "oneiric"
+        handler = _ResponseHandler(self.rfile, self.wfile, sys.stderr, environ, multithread=True,
+                                   multiprocess=False)
         try:
-            handler.run(self.server.get_app())
-        except (TimeoutError, socket.timeout, ConnectionError):
-            self.close_connection = True
+            handler.run(self.server.app)
+        except OSError:
+            pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        """Requests are logged as JSON by the app; the stdlib's stderr lines are dropped."""
+    def _plain(self, status: str) -> None:
+        body = status.encode()
+        try:
+            self.wfile.write(b"HTTP/1.0 " + body + b"\r\nContent-Type: text/plain\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        except OSError:
+            pass
 
 
-class Server(socketserver.ThreadingMixIn, WSGIServer):
+class Server(socketserver.ThreadingTCPServer):
+    """Threaded WSGI server; `start()` serves from a daemon thread, `shutdown()` stops accepting."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: Callable, *, header_timeout: float = 10.0) -> None:
+        self.app = app
         self.header_timeout = float(header_timeout)
-        super().__init__(address, _Handler)
-        self.set_app(app)
-
-    def server_bind(self) -> None:
-        """Bind without `HTTPServer.server_bind`, whose `socket.getfqdn` may wait on DNS for 0.0.0.0."""
-        socketserver.TCPServer.server_bind(self)
+        super().__init__(address, _Handler)  # TCPServer.server_bind: bind + no name lookup
         host, port = self.server_address[:2]
-        self.server_name = host
-        self.server_port = port
-        self.setup_environ()
+        self.base_environ = {
+            "SERVER_NAME": host, "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1", "SCRIPT_NAME": "",
+            "CONTENT_LENGTH": "", "wsgi.url_scheme": "http",
+        }
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that vanished mid-request is not a server error worth a traceback."""
+        """A client that vanished mid-request is not worth a traceback."""
 
     @property
     def port(self) -> int:

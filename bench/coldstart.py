@@ -1,0 +1,262 @@
+"""Cold start: spawn -> first 200 on /healthz, and peak RSS, for Oneiric's orchestrate and baselines.
+
+Servers (each started by its venv interpreter, 20 interleaved runs, median and min):
+  oneiric     `python -m oneiric.cli orchestrate --profile serverless --no-remote` on the reference
+              manifests compiled with embedded defaults (env secrets, local queue, memory vector)
+  bottle      a bare bottle hello world (`bottle.run`, wsgiref)
+  stdlib      http.server.ThreadingHTTPServer
+  functions-framework  hello world in its own venv under the cache dir (skipped when not installable)
+
+Peak RSS is VmHWM from /proc/PID/status of the server process, read after its first 200 and one
+request to a routed path (so lazily loaded frameworks count).
+Prints a table and the ratios to bare bottle; targets: ours <= 1.15x bottle and <= 28 MiB.
+
+    .venv/bin/python bench/coldstart.py [--runs 20] [--cache-dir DIR] [--no-ff]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+
+SETTINGS = """\
+[profile]
+name = "serverless"
+
+[secrets]
+provider = "env"
+
+[adapters.selections]
+vector = "memory"
+queue = "local"
+
+[http]
+tasks_auth = "hmac"
+hmac_key = "secret://tasks-hmac-key"
+
+[logging]
+format = "json"
+"""
+
+BOTTLE_APP = """\
+import os
+import bottle
+
+app = bottle.Bottle()
+
+
+@app.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+bottle.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), quiet=True)
+"""
+
+STDLIB_APP = """\
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+FF_APP = """\
+def hello(request):
+    return {"status": "ok"}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_status(port: int, path: str = "/healthz") -> int | None:
+    """Status of GET `path`, or None when nothing listens yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    try:
+        return int(data.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def vm_hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_once(cmd: list[str], cwd: Path, env: dict[str, str], port: int, timeout: float = 30.0) -> tuple[float, int]:
+    """(ms from spawn to the first 200, peak RSS KiB after one more request to a routed path).
+
+    The extra request (a 404 through the app's router) makes servers that load their framework
+    lazily (ours loads bottle after /healthz turns 200) count that memory too.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            status = get_status(port)
+            if status == 200:
+                elapsed = (time.perf_counter() - started) * 1000
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd} exited {proc.returncode} before answering 200")
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"{cmd} did not answer 200 within {timeout}s")
+            time.sleep(0.001)
+        get_status(port, "/bench-routed-path")
+        rss = vm_hwm_kib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return elapsed, rss
+
+
+def setup_project(workdir: Path) -> Path:
+    project = workdir / "reference"
+    shutil.copytree(ROOT / "deployment", project / "deployment")
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "serverless.toml").write_text(SETTINGS)
+    subprocess.run([str(ROOT / ".venv" / "bin" / "oneiric"), "compile", "--project-dir", str(project),
+                    "--profile", "serverless"], check=True, capture_output=True)
+    return project
+
+
+def setup_ff(cache_dir: Path) -> Path | None:
+    """A venv with functions-framework under the cache dir; None when it cannot be installed."""
+    venv = cache_dir / "ff-venv"
+    exe = venv / "bin" / "functions-framework"
+    if exe.exists():
+        return venv
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "functions-framework"],
+                       check=True, capture_output=True, timeout=600)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return venv if exe.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--cache-dir", default=os.environ.get("ONEIRIC_BENCH_CACHE",
+                                                              str(Path.home() / ".cache" / "oneiric-bench")))
+    parser.add_argument("--no-ff", action="store_true", help="skip functions-framework")
+    args = parser.parse_args(argv)
+    cache_dir = Path(args.cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    # Deployed images carry bytecode (pip and buildpacks compile at install); a working tree run with
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every runtime module on each start.
+    import compileall
+
+    for package in ("oneiric", "runtime"):
+        compileall.compile_dir(str(ROOT / package), quiet=1)
+
+    with tempfile.TemporaryDirectory(prefix="oneiric-coldstart-") as tmp:
+        workdir = Path(tmp)
+        project = setup_project(workdir)
+        (workdir / "bottle_app.py").write_text(BOTTLE_APP)
+        (workdir / "stdlib_app.py").write_text(STDLIB_APP)
+        (workdir / "ff").mkdir()
+        (workdir / "ff" / "main.py").write_text(FF_APP)
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_") and k != "PORT"}
+        servers: dict[str, tuple[list[str], Path, dict[str, str]]] = {
+            "oneiric": ([str(VENV_PY), "-m", "oneiric.cli", "orchestrate", "--profile", "serverless", "--no-remote",
+                         "--http-host", "127.0.0.1"], project,
+                        {**base_env, "ONEIRIC_SECRET_TASKS_HMAC_KEY": "bench-key"}),
+            "bottle": ([str(VENV_PY), str(workdir / "bottle_app.py")], workdir, base_env),
+            "stdlib": ([str(VENV_PY), str(workdir / "stdlib_app.py")], workdir, base_env),
+        }
+        ff_note = ""
+        if not args.no_ff:
+            venv = setup_ff(cache_dir)
+            if venv is not None:
+                servers["functions-framework"] = ([str(venv / "bin" / "functions-framework"), "--target", "hello",
+                                                   "--host", "127.0.0.1"], workdir / "ff", base_env)
+            else:
+                ff_note = "functions-framework: skipped (not installable here)"
+        else:
+            ff_note = "functions-framework: skipped (--no-ff)"
+
+        results: dict[str, list[tuple[float, int]]] = {name: [] for name in servers}
+        for _ in range(args.runs):
+            for name, (cmd, cwd, env) in servers.items():
+                port = free_port()
+                run_env = dict(env, PORT=str(port))
+                argv_ = list(cmd)
+                if name == "functions-framework":
+                    argv_ += ["--port", str(port)]
+                results[name].append(run_once(argv_, cwd, run_env, port))
+
+    print(f"cold start: spawn -> first 200 on /healthz, {args.runs} interleaved runs "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
+    print(f"{'server':<22}{'median ms':>10}{'min ms':>9}{'peak RSS MiB':>14}")
+    summary = {}
+    for name, runs in results.items():
+        times = [t for t, _ in runs]
+        rss = [r for _, r in runs]
+        med, low, mib = statistics.median(times), min(times), statistics.median(rss) / 1024
+        summary[name] = (med, low, mib)
+        print(f"{name:<22}{med:>10.1f}{low:>9.1f}{mib:>14.1f}")
+    if ff_note:
+        print(ff_note)
+    ours, bottle = summary["oneiric"], summary["bottle"]
+    ratio_med, ratio_min = ours[0] / bottle[0], ours[1] / bottle[1]
+    print(f"ratio oneiric/bottle: median {ratio_med:.2f}x, min {ratio_min:.2f}x, RSS {ours[2] / bottle[2]:.2f}x")
+    for name in ("stdlib", "functions-framework"):
+        if name in summary:
+            print(f"ratio {name}/bottle: median {summary[name][0] / bottle[0]:.2f}x")
+    ok_time, ok_rss = ratio_med <= 1.15, ours[2] <= 28
+    print(f"target ours <= 1.15x bottle: {'met' if ok_time else 'MISSED'}; "
+          f"target ours <= 28 MiB: {'met' if ok_rss else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
