@@ -58,7 +58,7 @@ def load(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any
 def flaky(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     """Fail the first `payload.fail_times` calls (counted in the effects file by `label`), then succeed.
 
-    Without an effects file it cannot count and always succeeds.
+    Without an effects file it cannot count, so it always fails when `fail_times` > 0.
     """
     label = payload.get("label", "flaky")
     previous = _calls(context, label)

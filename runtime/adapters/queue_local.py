@@ -12,7 +12,10 @@ task with the headers Cloud Tasks sends (`X-CloudTasks-QueueName`,
 `X-Oneiric-Signature` per attempt when a signer is bound, and retries non-2xx
 answers with exponential backoff between `min_backoff_seconds` and
 `max_backoff_seconds` (a 503's `Retry-After` is honoured inside that range)
-until `max_attempts` dispatches, after which the task is kept as `dead`.
+until `max_attempts` failed dispatches, after which the task is kept as `dead`.
+A 503 (the receiver is paused, draining or starting) is retried the same way
+but does not count toward `max_attempts`: a pause longer than the retry budget
+must not lose the tasks it holds back.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     status      TEXT NOT NULL,          -- pending | leased | done | dead
     attempts    INTEGER NOT NULL DEFAULT 0,  -- dispatches made
     responses   INTEGER NOT NULL DEFAULT 0,  -- dispatches that got an HTTP answer
+    deferrals   INTEGER NOT NULL DEFAULT 0,  -- answers that were 503 (paused, draining, starting)
     created_at  REAL NOT NULL,
     next_at     REAL NOT NULL,
     updated_at  REAL NOT NULL,
@@ -309,11 +313,13 @@ class LocalQueue(Adapter):
             self._query("DELETE FROM tasks WHERE status='done' AND updated_at<?", (now - 86400,))
             self._emit("INFO", "local queue: task delivered", task=name, attempts=attempts, http_status=status)
             return
-        dead = attempts >= self.max_attempts
-        self._query("UPDATE tasks SET status=?, attempts=?, responses=?, last_status=?, last_error=?, next_at=?,"
-                    " updated_at=?, owner=NULL, lease_until=NULL WHERE name=?",
-                    ("dead" if dead else "pending", attempts, responses, status, (error or "")[:2000],
-                     now + self.backoff(attempts, retry_after), now, name))
+        deferred = 1 if status == 503 else 0
+        deferrals = self._query("SELECT deferrals FROM tasks WHERE name=?", (name,))[0][0] + deferred
+        dead = attempts - deferrals >= self.max_attempts
+        self._query("UPDATE tasks SET status=?, attempts=?, responses=?, deferrals=?, last_status=?, last_error=?,"
+                    " next_at=?, updated_at=?, owner=NULL, lease_until=NULL WHERE name=?",
+                    ("dead" if dead else "pending", attempts, responses, deferrals, status, (error or "")[:2000],
+                     now + self.backoff(max(1, attempts - deferrals), retry_after), now, name))
         self._emit("ERROR" if dead else "WARNING",
                    "local queue: task given up" if dead else "local queue: delivery failed, will retry",
                    task=name, attempts=attempts, http_status=status)

@@ -109,6 +109,8 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
         return _error(400, "bad_request", str(exc))
     workflow = msg["workflow"]
     info["workflow"] = workflow
+    if msg.get("run_id"):
+        info["run_id"] = msg["run_id"]
     if svc.engine.workflow(workflow) is None:
         return _error(404, "unknown_workflow", f"no workflow {workflow!r} in the compiled manifest")
     task_name = low.get("x-cloudtasks-taskname") or None

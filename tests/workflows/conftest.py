@@ -169,6 +169,22 @@ def effects(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+class Headers(dict):
+    """Received headers, looked up case-insensitively (urllib sends `X-cloudtasks-taskname`)."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__((str(k).lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> Any:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(str(key).lower())
+
+
 class Recorder:
     """A loopback HTTP server that records POSTs and answers from a script of (status, headers, body)."""
 
@@ -181,7 +197,7 @@ class Recorder:
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {k: v for k, v in self.headers.items()}
+                headers = Headers(self.headers.items())
                 rec.requests.append({"path": self.path, "headers": headers, "body": body, "at": time.time()})
                 if rec.handler is not None:
                     status, extra, out = rec.handler(body, headers)
