@@ -6,7 +6,8 @@ keywords; this module implements exactly those, with jsonschema's error
 messages and paths. A schema using any other keyword is refused at compile
 (`UnsupportedSchema`), and the caller falls back to jsonschema, which also
 stays the oracle: tests/compiler/test_fastschema.py checks both agree.
-User-supplied `settings_schema`s from manifests always go to jsonschema.
+A manifest's own `settings_schema` uses it too when it sticks to these
+keywords (after `check_schema`); anything else goes to jsonschema.
 """
 
 from __future__ import annotations
@@ -25,6 +26,76 @@ _KEYWORDS = {
 
 class UnsupportedSchema(Exception):
     """The schema uses a keyword this validator does not implement."""
+
+
+class InvalidSchema(Exception):
+    """The schema itself is malformed (e.g. an unknown type name or a bad regex); `pointer` says where."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        self.message = message
+
+
+_ARRAY_OF_SCHEMAS = ("anyOf", "oneOf")
+_MAP_OF_SCHEMAS = ("properties", "patternProperties", "$defs")
+_NON_NEGATIVE = ("minItems", "minLength", "maxLength")
+
+
+def check_schema(schema: Any, where: str = "") -> None:
+    """Meta-check a schema that uses only supported keywords; raises InvalidSchema or UnsupportedSchema.
+
+    Equivalent, for this keyword subset, to validating against the 2020-12 meta-schema.
+    """
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise InvalidSchema(where, "a schema must be an object or a boolean")
+    unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
+    if unknown:
+        raise UnsupportedSchema(", ".join(sorted(unknown)))
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        bad = [t for t in types if t not in _TYPES]
+        if bad or not types:
+            raise InvalidSchema(f"{where}/type", f"{bad[0] if bad else '[]'!r} is not a JSON Schema type")
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        raise InvalidSchema(f"{where}/enum", "enum must be an array")
+    if "required" in schema and (not isinstance(schema["required"], list)
+                                 or not all(isinstance(r, str) for r in schema["required"])):
+        raise InvalidSchema(f"{where}/required", "required must be an array of strings")
+    for key in _NON_NEGATIVE:
+        if key in schema and (not isinstance(schema[key], int) or isinstance(schema[key], bool) or schema[key] < 0):
+            raise InvalidSchema(f"{where}/{key}", f"{key} must be a non-negative integer")
+    for key in ("minimum", "maximum", "exclusiveMinimum"):
+        if key in schema and not _TYPES["number"](schema[key]):
+            raise InvalidSchema(f"{where}/{key}", f"{key} must be a number")
+    if "uniqueItems" in schema and not isinstance(schema["uniqueItems"], bool):
+        raise InvalidSchema(f"{where}/uniqueItems", "uniqueItems must be a boolean")
+    patterns = [schema["pattern"]] if "pattern" in schema else []
+    patterns += list(schema.get("patternProperties", {}))
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise InvalidSchema(where, f"{pattern!r} is not a valid regular expression ({exc})") from None
+    if "$ref" in schema:
+        raise UnsupportedSchema("$ref")  # references in user schemas go to jsonschema
+    for key in _MAP_OF_SCHEMAS:
+        if key in schema:
+            if not isinstance(schema[key], dict):
+                raise InvalidSchema(f"{where}/{key}", f"{key} must be an object")
+            for name, sub in schema[key].items():
+                check_schema(sub, f"{where}/{key}/{name}")
+    for key in ("additionalProperties", "items", "propertyNames"):
+        if key in schema:
+            check_schema(schema[key], f"{where}/{key}")
+    for key in _ARRAY_OF_SCHEMAS:
+        if key in schema:
+            if not isinstance(schema[key], list) or not schema[key]:
+                raise InvalidSchema(f"{where}/{key}", f"{key} must be a non-empty array")
+            for i, sub in enumerate(schema[key]):
+                check_schema(sub, f"{where}/{key}/{i}")
 
 
 @dataclass

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from compiler.builtins import PROFILES
 from compiler.diagnostics import Diagnostic, Document, Span
-from compiler.loaders.toml import load_toml
-from compiler.loaders.yaml import load_yaml
 
 SETTINGS_DIR = "config"
 MANIFEST_DIR = "deployment/manifests"
@@ -39,8 +37,12 @@ def load_file(path: Path, root: Path) -> Document | list[Diagnostic]:
         raw = path.read_bytes()
     except OSError as exc:
         return [Diagnostic("io", f"cannot read: {exc.strerror or exc}", Span(rel, 1, 1))]
-    if path.suffix == ".toml":
+    if path.suffix == ".toml":  # each loader imports its library; load only the one needed
+        from compiler.loaders.toml import load_toml
+
         return load_toml(raw, rel)
+    from compiler.loaders.yaml import load_yaml
+
     return load_yaml(raw, rel)
 
 

@@ -48,10 +48,10 @@ def load_entries(manifests: list[Document]) -> tuple[tuple[Entry, ...], list[Dia
             if entry.settings_schema is not None:
                 try:
                     check_subtree(doc, {}, entry.settings_schema, f"/entries/{i}/settings_schema")
-                except Exception as exc:  # jsonschema.SchemaError: the schema itself is invalid
+                except Exception as exc:  # fastschema.InvalidSchema or jsonschema.SchemaError
+                    pointer = f"/entries/{i}/settings_schema" + getattr(exc, "pointer", "")
                     errors.append(Diagnostic("manifest.settings-schema", f"settings_schema is not a valid JSON Schema: "
-                                             f"{getattr(exc, 'message', exc)}",
-                                             doc.span(f"/entries/{i}/settings_schema"), f"/entries/{i}/settings_schema"))
+                                             f"{getattr(exc, 'message', exc)}", doc.span(pointer), pointer))
             entries.append(entry)
     entries.sort(key=lambda e: (e.domain, e.key, e.provider))
     return tuple(entries), errors

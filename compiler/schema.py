@@ -61,10 +61,15 @@ def check_document(doc: Document, schema_name: str) -> list[Diagnostic]:
 
 def check_subtree(doc: Document, data: Any, schema: dict[str, Any], pointer: str) -> list[Diagnostic]:
     """Validate a value found at `pointer` in `doc` against an inline schema (e.g. a provider's)."""
-    from jsonschema import Draft202012Validator
+    try:
+        fastschema.check_schema(schema)
+        validator: Any = fastschema.Validator(schema)
+    except fastschema.UnsupportedSchema:
+        from jsonschema import Draft202012Validator
 
-    Draft202012Validator.check_schema(schema)
-    return check_value(doc, data, _validator(schema), pointer)
+        Draft202012Validator.check_schema(schema)
+        validator = _validator(schema)
+    return check_value(doc, data, validator, pointer)
 
 
 def check_value(doc: Document, data: Any, validator: Any, pointer: str) -> list[Diagnostic]:

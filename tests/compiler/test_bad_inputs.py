@@ -59,6 +59,8 @@ CASES = [
      f"{M}:6:14", "does not match", "schema.pattern"),
     ("manifest-factory-allowlist", _m("factory: oneiric.demo.tasks:extract", "factory: os:system"),
      f"{M}:6:14", "outside the factory allowlist", "factory.not-allowed"),
+    ("manifest-invalid-settings-schema", _m("port: {type: integer, default: 6379}", "port: {type: integr}"),
+     f"{M}:15:22", "'integr' is not a JSON Schema type", "manifest.settings-schema"),
     ("dag-cycle", _m("        - id: a\n          task: extract\n",
                      "        - id: a\n          task: extract\n          depends_on: [b]\n"),
      f"{M}:24:23", "a -> b -> a", "dag.cycle"),

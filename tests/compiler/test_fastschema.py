@@ -96,3 +96,23 @@ def test_agrees_on_random_mutations(data):
                 node[data.draw(st.text(min_size=1, max_size=6))] = data.draw(JSON)
         fast, oracle = _both(schema, instance)
         assert fast == oracle
+
+
+def test_meta_check_rejects_what_the_2020_12_meta_schema_rejects():
+    import pytest
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    bad = [{"type": "strng"}, {"properties": {"a": {"pattern": "("}}}, {"required": "a"}, {"minLength": -1},
+           {"enum": "x"}, {"anyOf": []}, {"items": 3}]
+    for schema in bad:
+        with pytest.raises(fastschema.InvalidSchema):
+            fastschema.check_schema(schema)
+        with pytest.raises(SchemaError):
+            Draft202012Validator.check_schema(schema)
+    good = [{"type": ["string", "null"]}, {"properties": {"a": {"type": "integer", "minimum": 0}}, "required": ["a"]}]
+    for schema in good:
+        fastschema.check_schema(schema)
+        Draft202012Validator.check_schema(schema)
+    with pytest.raises(fastschema.UnsupportedSchema):
+        fastschema.check_schema({"if": {}, "then": {}})
