@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rt_helpers import ROOT, Orchestrator, compile_project, make_embedded_project  # noqa: E402
+from rt_helpers import ROOT, Orchestrator, compile_project, free_port, make_embedded_project  # noqa: E402
 
 
 @pytest.fixture
@@ -61,3 +61,23 @@ def embedded_project(embedded_build, tmp_path) -> Path:
     project = tmp_path / "embedded"
     shutil.copytree(embedded_build, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
     return project
+
+
+@pytest.fixture(scope="session")
+def cloud_fakes():
+    """Secret Manager fake holding the reference's secret, and a Cloud Tasks emulator with its queue."""
+    from gcloud_tasks_emulator.server import create_server
+
+    from tests.fakes.secretmanager import FakeSecretManager
+
+    sm = FakeSecretManager("oneiric-demo").start()
+    sm.put("pgvector-dsn", "postgresql://vectors@db.internal:5432/embeddings")
+    port = free_port()
+    tasks = create_server("127.0.0.1", port, target_host="127.0.0.1", target_port=free_port(),
+                          default_queue_names=["projects/oneiric-demo/locations/us-central1/queues/oneiric-workflows"],
+                          max_retries=1)
+    tasks.start()
+    yield {"ONEIRIC_SECRETS__EMULATOR_HOST": sm.host,
+           "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_CLOUDTASKS__EMULATOR_HOST": f"127.0.0.1:{port}"}
+    tasks.stop()
+    sm.stop()

@@ -307,8 +307,9 @@ def build_artifacts(project: Path, *, profile: str = "serverless", settings: dic
 
 
 def flip_byte(path: Path, needle: bytes) -> None:
-    """Change one byte inside the first occurrence of `needle` (keeps the file valid JSON)."""
+    """Change the byte right after the first occurrence of `needle` (a letter inside a string value,
+    so the file stays valid JSON and only the digest can tell)."""
     data = bytearray(path.read_bytes())
-    at = data.index(needle)
+    at = data.index(needle) + len(needle)
     data[at] = ord("X") if data[at] != ord("X") else ord("Y")
     path.write_bytes(bytes(data))

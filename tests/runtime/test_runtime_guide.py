@@ -37,26 +37,6 @@ def mask(value, key=""):
     return value
 
 
-@pytest.fixture(scope="module")
-def cloud_fakes():
-    """Secret Manager fake holding the reference's secret, and a Cloud Tasks emulator with its queue."""
-    from gcloud_tasks_emulator.server import create_server
-
-    from tests.fakes.secretmanager import FakeSecretManager
-
-    sm = FakeSecretManager("oneiric-demo").start()
-    sm.put("pgvector-dsn", "postgresql://vectors@db.internal:5432/embeddings")
-    port = free_port()
-    tasks = create_server("127.0.0.1", port, target_host="127.0.0.1", target_port=free_port(),
-                          default_queue_names=["projects/oneiric-demo/locations/us-central1/queues/oneiric-workflows"],
-                          max_retries=1)
-    tasks.start()
-    yield {"ONEIRIC_SECRETS__EMULATOR_HOST": sm.host,
-           "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_CLOUDTASKS__EMULATOR_HOST": f"127.0.0.1:{port}"}
-    tasks.stop()
-    sm.stop()
-
-
 def serverless_env(fakes, **extra):
     return clean_env(ONEIRIC_PROFILE="serverless", **fakes, **extra)
 
