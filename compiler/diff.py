@@ -251,7 +251,7 @@ def _summary(value: Any) -> str:
     """A one-line description of an added or removed object."""
     if isinstance(value, dict):
         bits = []
-        for name in ("factory", "provider", "used_by", "type", "sha256", "version", "source", "origin"):
+        for name in ("factory", "provider", "used_by", "type", "sha256", "version", "origin"):
             if name in value and value[name] not in (None, ""):
                 shown = value[name]
                 bits.append(f"{name} {', '.join(map(str, shown)) if isinstance(shown, list) else shown}")
