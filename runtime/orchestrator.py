@@ -85,7 +85,9 @@ class Runtime:
         self.supervisor_enabled = bool(get_path(self.settings, "runtime.supervisor.enabled", toggles.supervisor_enabled))
         self.poll_interval = float(get_path(self.settings, "runtime.supervisor.poll_interval", 2.0) or 2.0)
         self.watchers_enabled = bool(toggles.watchers_enabled)
-        self.remote_enabled = bool(get_path(self.settings, "remote.enabled", toggles.remote_enabled)) and not no_remote
+        #: remote refresh needs the profile toggle (serverless never refreshes), the setting and no --no-remote
+        self.remote_requested = bool(get_path(self.settings, "remote.enabled", toggles.remote_enabled))
+        self.remote_enabled = bool(toggles.remote_enabled) and self.remote_requested and not no_remote
         self.adapters: dict[tuple[str, str], Any] = {}
         #: "domain/key" -> {"provider", "status", "required", "detail"}
         self.adapter_status: dict[str, dict[str, Any]] = {}

@@ -116,6 +116,9 @@ def _start_default_profile_helpers(rt: Runtime, options: Any) -> list:
         watcher.start()
         helpers.append(watcher)
     remote = rt.settings.get("remote", {}) or {}
+    if rt.remote_requested and not rt.profile.profile.toggles.remote_enabled:
+        rt.log("WARNING", f"remote.enabled is true but profile {rt.profile.profile.name} does not refresh remote "
+                          "manifests (remote_enabled=false); serving the packaged manifest")
     if rt.remote_enabled and remote.get("manifest_url"):
         from runtime.remote import RemoteRefresher
 
