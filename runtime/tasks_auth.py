@@ -51,6 +51,8 @@ class Principal:
     mode: str  # "hmac" | "oidc" | "none"
     subject: str = ""
     _consume: Callable[[], None] | None = field(default=None, repr=False)
+    #: the (token, t) pair `consume()` records, for a caller that records it in its own transaction
+    token: tuple[str, float] | None = None
 
     def consume(self) -> None:
         if self._consume is not None:
@@ -131,7 +133,7 @@ class HmacVerifier:
         token = f"{t}:{given}"
         if self._replay.seen(token):
             raise AuthError("signature already used (replay)")
-        return Principal("hmac", "hmac", lambda: self._replay.add(token, t))
+        return Principal("hmac", "hmac", lambda: self._replay.add(token, t), (token, float(t)))
 
 
 # ---------------------------------------------------------------------------

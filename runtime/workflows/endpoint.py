@@ -2,10 +2,11 @@
 
 `handle_delivery(rt, body, headers) -> (status, json_body, extra_headers)` is
 what `runtime/http.py` calls. Order of checks: 413 body too large, 401 auth,
-400 malformed JSON or fields, 404 unknown workflow, 409 run id of another
-workflow, 200 stored result for a completed run (nothing runs), 503 +
-Retry-After when the workflow is gated (paused, draining, starting,
-stopping), 409 while the run is in progress elsewhere, then execution:
+400 malformed JSON or fields, 404 unknown workflow, 503 + Retry-After when
+the workflow is gated (paused, draining, starting, stopping; a completed
+run still answers 200), then the run is claimed: 200 with the stored result
+for a completed run (nothing runs), 409 for a run id of another workflow or
+a run in progress elsewhere, then execution:
 200 with the result, 500 when a node failed after its retries, 503 when a
 gate closed mid-run. Error bodies are `{"error": CODE, "detail": TEXT}`.
 Every delivery logs one line with the Cloud Tasks headers and the outcome.
@@ -114,46 +115,49 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
     if svc.engine.workflow(workflow) is None:
         return _error(404, "unknown_workflow", f"no workflow {workflow!r} in the compiled manifest")
     task_name = low.get("x-cloudtasks-taskname") or None
-    existing = svc.store.find(task_name=task_name, run_id=msg.get("run_id"))
-    if existing is not None:
-        info["run_id"] = existing.run_id
-        if existing.workflow != workflow:
-            return _error(409, "run_conflict", f"run {existing.run_id} belongs to workflow {existing.workflow!r}")
-        if existing.status == "succeeded":
-            principal.consume()
-            info["deduplicated"] = True
-            return 200, _success(existing.run_id, workflow, existing.attempts, existing.result, True), {}
     reason = rt.gate("workflow", workflow)
     if reason:
+        existing = svc.store.find(task_name=task_name, run_id=msg.get("run_id"))
+        if existing is not None and existing.workflow == workflow and existing.status == "succeeded":
+            return _stored(principal, existing, info)  # a completed run answers even while paused
         return _gated(reason)
     try:
         plan = svc.engine.plan(workflow)
     except PlanError as exc:
         return _error(500, "workflow_invalid", str(exc))
-    run_id = existing.run_id if existing is not None else (msg.get("run_id") or uuid.uuid4().hex)
-    info["run_id"] = run_id
+    run_id = msg.get("run_id") or uuid.uuid4().hex
     with rt.inflight():
         try:
             claim = svc.store.claim(workflow=workflow, run_id=run_id, task_name=task_name,
                                     context=msg.get("context") or {})
         except RunConflictError as exc:
             return _error(409, "run_conflict", str(exc))
+        run_id = info["run_id"] = claim.run.run_id
         if claim.outcome == "completed":
-            principal.consume()
-            info["deduplicated"] = True
-            return 200, _success(claim.run.run_id, workflow, claim.run.attempts, claim.run.result, True), {}
+            return _stored(principal, claim.run, info)
         if claim.outcome == "busy":
             return _error(409, "run_in_progress", f"run {run_id} is being executed; retry later",
                           {"Retry-After": "5"})
         info["attempt"] = claim.run.attempts
-        outcome = svc.engine.execute(claim.run, plan)
+        # the service's HMAC verifier keeps used signatures in the run store: record it with the run's end
+        used = principal.token if principal.mode == "hmac" else None
+        outcome = svc.engine.execute(claim.run, plan, used_signature=used, fresh=claim.created)
     if outcome.status == "succeeded":
-        principal.consume()
+        if used is None:
+            principal.consume()
         return 200, _success(run_id, workflow, claim.run.attempts, outcome.result, False), {}
     if outcome.status == "failed":
         info["node"] = outcome.node
         return _error(500, "node_failed", f"run {run_id}: {outcome.error}")
     return _gated(outcome.reason or "paused")
+
+
+def _stored(principal: Any, run: Any, info: dict[str, Any]) -> Response:
+    """A completed run's stored result; nothing runs."""
+    principal.consume()
+    info["run_id"] = run.run_id
+    info["deduplicated"] = True
+    return 200, _success(run.run_id, run.workflow, run.attempts, run.result, True), {}
 
 
 def _success(run_id: str, workflow: str, attempts: int, result: Any, deduplicated: bool) -> dict[str, Any]:

@@ -40,7 +40,6 @@ running and leaves the run ``interrupted`` (resumable).
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import threading
@@ -52,7 +51,7 @@ from typing import Any, Callable
 from runtime.adapters.base import AdapterError, load_factory
 from runtime.model import DagNode, Entry, RetryPolicy
 from runtime.workflows.dag import Plan, PlanError, build_plan
-from runtime.workflows.runs import Run, RunStore
+from runtime.workflows.runs import Run, RunStore, dumps
 
 DEFAULT_MAX_WORKERS = 4
 
@@ -73,8 +72,12 @@ class _NodeResult:
     node: DagNode
     status: str  # "succeeded" | "failed" | "interrupted"
     output: Any = None
+    output_json: str = "null"
     error: str | None = None
     reason: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    deferred: bool = False  # succeeded but not checkpointed yet: the caller writes it with the run's end
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -101,6 +104,7 @@ class Engine:
         self._lock = threading.Lock()
         self._plans: dict[str, Plan] = {}
         self._factories: dict[str, Callable[..., Any]] = {}
+        self._payloads: dict[tuple[str, str], str] = {}
         self._workflows = self._index("workflow")
         self._tasks = self._index("task")
 
@@ -175,22 +179,45 @@ class Engine:
                 self._pool.shutdown(wait=True)
                 self._pool = None
 
-    def execute(self, run: Run, plan: Plan) -> Outcome:
-        """Run every node not yet checkpointed for `run`, then record how the run ended."""
+    def execute(self, run: Run, plan: Plan, *, used_signature: tuple[str, float] | None = None,
+                fresh: bool = False) -> Outcome:
+        """Run every node not yet checkpointed for `run`, then record how the run ended.
+
+        `used_signature` is recorded as used in the run's final transaction when the run succeeds;
+        `fresh` says the run was just created (no checkpoints to read).
+        """
         try:
-            outcome = self._execute(run, plan)
+            outcome, last = self._execute(run, plan, fresh)
         except BaseException as exc:
             self.store.finish(run.run_id, status="failed", error=f"engine error: {type(exc).__name__}: {exc}")
             raise
-        self.store.finish(run.run_id, status=outcome.status, result=outcome.result, error=outcome.error)
+        self.store.finish(run.run_id, status=outcome.status, result=outcome.result, error=outcome.error, node=last,
+                          used_signature=used_signature if outcome.status == "succeeded" else None)
         return outcome
 
-    def _execute(self, run: Run, plan: Plan) -> Outcome:
+    def _execute(self, run: Run, plan: Plan, fresh: bool = False) -> tuple[Outcome, dict[str, Any] | None]:
         by_id = plan.by_id
-        done = {k: v for k, v in self.store.completed_outputs(run.run_id).items() if k in by_id}
+        done = {} if fresh else {k: v for k, v in self.store.completed_outputs_json(run.run_id).items() if k in by_id}
+        outputs: dict[str, Any] = {}  # outputs produced by this execution, as objects
+        context_json = dumps(run.context)
         running: dict[Future, DagNode] = {}
         failed: _NodeResult | None = None
         interrupted: str | None = None
+        last: dict[str, Any] | None = None  # the final node's checkpoint, written with the run's end
+
+        def settle(res: _NodeResult) -> None:
+            nonlocal failed, interrupted, last
+            if res.status == "succeeded":
+                done[res.node.id] = res.output_json
+                outputs[res.node.id] = res.output
+                if res.deferred:
+                    last = {"node_id": res.node.id, "status": "succeeded", "attempts": res.attempts,
+                            "output_json": res.output_json, "started_at": res.started_at}
+            elif res.status == "failed":
+                failed = failed or res
+            else:
+                interrupted = interrupted or res.reason
+
         while True:
             if failed is None and interrupted is None:
                 ready = plan.ready(done, [n.id for n in running.values()])
@@ -198,42 +225,42 @@ class Engine:
                     node = ready[0]
                     interrupted = self.rt.gate("task", node.task)
                     if not interrupted:
-                        res = self._run_node(run, node, done)
-                        if res.status == "succeeded":
-                            done[node.id] = res.output
-                        elif res.status == "failed":
-                            failed = res
-                        else:
-                            interrupted = res.reason
+                        final = len(done) + 1 == len(plan.order)
+                        settle(self._run_node(run, node, done, context_json, final))
                     continue
                 for node in ready:
                     interrupted = self.rt.gate("task", node.task)
                     if interrupted:
                         break
-                    running[self._executor().submit(self._run_node, run, node, dict(done))] = node
+                    running[self._executor().submit(self._run_node, run, node, dict(done), context_json)] = node
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
                 running.pop(fut)
-                res = fut.result()
-                if res.status == "succeeded":
-                    done[res.node.id] = res.output
-                elif res.status == "failed":
-                    failed = failed or res
-                else:
-                    interrupted = interrupted or res.reason
+                settle(fut.result())
         if failed is not None:
-            return Outcome("failed", error=failed.error, node=failed.node.id)
+            return Outcome("failed", error=failed.error, node=failed.node.id), last
         if interrupted is not None or len(done) < len(plan.order):
             reason = interrupted or "incomplete"
-            return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason)
-        return Outcome("succeeded", result={n.id: done[n.id] for n in plan.order})
+            return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason), last
+        result = {n.id: outputs[n.id] if n.id in outputs else json.loads(done[n.id]) for n in plan.order}
+        return Outcome("succeeded", result=result), last
 
-    def _run_node(self, run: Run, node: DagNode, done: dict[str, Any]) -> _NodeResult:
+    def _payload_json(self, workflow: str, node: DagNode) -> str:
+        key = (workflow, node.id)
+        text = self._payloads.get(key)
+        if text is None:
+            text = self._payloads[key] = dumps(node.payload)
+        return text
+
+    def _run_node(self, run: Run, node: DagNode, done: dict[str, str], context_json: str,
+                  defer: bool = False) -> _NodeResult:
+        """Call the node's task per its retry policy; checkpoint the outcome (unless `defer` and it succeeded)."""
         policy = node.retry_policy
         started = time.time()
-        inputs = {d: done[d] for d in node.depends_on}
+        payload_json = self._payload_json(run.workflow, node)
+        inputs_json = {d: done[d] for d in node.depends_on}
         try:
             fn = self.task_factory(node.task)
         except Exception as exc:
@@ -252,19 +279,23 @@ class Engine:
                                            error=error, started_at=started)
                     return _NodeResult(node, "interrupted", reason=reason)
             try:
-                output = fn(copy.deepcopy(node.payload), copy.deepcopy(run.context), copy.deepcopy(inputs))
+                # fresh copies for every call: JSON text decoded anew (faster than deepcopy)
+                output = fn(json.loads(payload_json), json.loads(context_json),
+                            {d: json.loads(t) for d, t in inputs_json.items()})
             except Exception as exc:  # a failed attempt; the task's own error text
                 error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
                 self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
                 continue
             try:
-                json.dumps(output, allow_nan=False)
+                output_json = dumps(output)
             except (TypeError, ValueError) as exc:
                 error = f"node {node.id!r}: output is not JSON-serialisable: {exc}"
                 break
-            self.store.record_node(run.run_id, node.id, status="succeeded", attempts=attempt, output=output,
-                                   started_at=started)
-            return _NodeResult(node, "succeeded", output=output)
+            if not defer:
+                self.store.record_node(run.run_id, node.id, status="succeeded", attempts=attempt,
+                                       output_json=output_json, started_at=started)
+            return _NodeResult(node, "succeeded", output=output, output_json=output_json, attempts=attempt,
+                               started_at=started, deferred=defer)
         error = f"{error} (gave up after {attempt} attempt(s))"
         self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt, error=error, started_at=started)
         self._log("ERROR", "workflow node failed", run, node, error=error)

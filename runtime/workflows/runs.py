@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 FILENAME = "workflow_runs.sqlite"
+#: used signatures are kept this long (well past the 5-minute skew window)
+USED_SIGNATURE_TTL = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -134,7 +136,8 @@ def _run(row: tuple) -> Run:
                json.loads(row[8]) if row[8] is not None else None, json.loads(row[9]), row[10], row[11])
 
 
-def _dumps(obj: Any) -> str:
+def dumps(obj: Any) -> str:
+    """The store's JSON encoding: sorted keys, compact, UTF-8, no NaN (raises ValueError/TypeError)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -145,9 +148,11 @@ class RunStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lease_seconds = lease_seconds
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         #: runs this process is executing now (so a stale-looking lease of ours is told apart)
         self._active: set[str] = set()
+        #: run id -> when its lease should next be renewed
+        self._renew_at: dict[str, float] = {}
         self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -155,6 +160,8 @@ class RunStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+        self._used: dict[str, float] = {}
+        self._load_used()
 
     @classmethod
     def for_cache_dir(cls, cache_dir: Path | str, **kwargs: Any) -> "RunStore":
@@ -196,10 +203,14 @@ class RunStore:
 
     def completed_outputs(self, run_id: str) -> dict[str, Any]:
         """The run's own checkpoints: node id -> output of every node that succeeded."""
+        return {k: json.loads(v) for k, v in self.completed_outputs_json(run_id).items()}
+
+    def completed_outputs_json(self, run_id: str) -> dict[str, str]:
+        """Like `completed_outputs`, with each output still JSON text."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT node_id, output FROM nodes WHERE run_id=? AND status='succeeded'", (run_id,)).fetchall()
-        return {r[0]: json.loads(r[1]) for r in rows}
+        return {r[0]: r[1] for r in rows}
 
     def list_runs(self, *, workflow: str | None = None, limit: int = 50) -> list[Run]:
         q = f"SELECT {_RUN_COLS} FROM runs"
@@ -242,19 +253,33 @@ class RunStore:
         Raises RunConflictError when the id belongs to another workflow.
         """
         now = time.time()
+        owner = process_owner()
+        context_json = dumps(context)
+        with self._lock:  # the common case, a new run: one autocommit statement
+            created = self._conn.execute(
+                "INSERT OR IGNORE INTO runs (run_id, workflow, task_name, status, attempts, created_at, updated_at,"
+                " context, owner, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, workflow, task_name, "running", 1, now, now, context_json, owner,
+                 now + self._lease_seconds)).rowcount == 1
+            if created:
+                self._active.add(run_id)
+                self._renew_at[run_id] = now + self._lease_seconds / 2
+        if created:
+            return Claim("claimed", Run(run_id, workflow, task_name, "running", 1, now, now, None, None, context,
+                                        owner, now + self._lease_seconds), created=True)
         with self._tx() as c:
             row = None
             if task_name:
                 row = c.execute(f"SELECT {_RUN_COLS} FROM runs WHERE task_name=?", (task_name,)).fetchone()
             if row is None:
                 row = c.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            owner = process_owner()
             if row is None:
                 c.execute("INSERT INTO runs (run_id, workflow, task_name, status, attempts, created_at, updated_at,"
                           " context, owner, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                          (run_id, workflow, task_name, "running", 1, now, now, _dumps(context), owner,
+                          (run_id, workflow, task_name, "running", 1, now, now, context_json, owner,
                            now + self._lease_seconds))
                 self._active.add(run_id)
+                self._renew_at[run_id] = now + self._lease_seconds / 2
                 run = Run(run_id, workflow, task_name, "running", 1, now, now, None, None, context, owner,
                           now + self._lease_seconds)
                 return Claim("claimed", run, created=True)
@@ -269,6 +294,7 @@ class RunStore:
                       " task_name=COALESCE(task_name, ?) WHERE run_id=?",
                       (now, owner, now + self._lease_seconds, task_name, run.run_id))
             self._active.add(run.run_id)
+            self._renew_at[run.run_id] = now + self._lease_seconds / 2
             claimed = Run(run.run_id, run.workflow, run.task_name or task_name, "running", run.attempts + 1,
                           run.created_at, now, run.error, None, run.context, owner, now + self._lease_seconds)
             return Claim("claimed", claimed)
@@ -276,43 +302,89 @@ class RunStore:
     # -- checkpoints and the end of a run ------------------------------------
 
     def record_node(self, run_id: str, node_id: str, *, status: str, attempts: int, output: Any = None,
-                    error: str | None = None, started_at: float | None = None) -> None:
-        """Checkpoint one node (`succeeded` with its output, or `failed` with its error) and renew the lease."""
-        now = time.time()
-        out = _dumps(output) if status == "succeeded" else None
+                    error: str | None = None, started_at: float | None = None,
+                    output_json: str | None = None) -> None:
+        """Checkpoint one node (`succeeded` with its output, or `failed` with its error).
+
+        `output_json` is the output already encoded (the engine encodes once). The run's lease is
+        renewed when more than half of it has passed.
+        """
+        if time.time() < self._renew_at.get(run_id, 0.0):  # no lease renewal due: one autocommit statement
+            with self._lock:
+                self._write_node(self._conn, run_id, node_id, status, attempts, output, error, started_at,
+                                 output_json, renew=False)
+            return
         with self._tx() as c:
-            c.execute("INSERT INTO nodes (run_id, node_id, status, attempts, output, error, started_at, finished_at)"
-                      " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, node_id) DO UPDATE SET status=excluded.status,"
-                      " attempts=nodes.attempts+excluded.attempts, output=excluded.output, error=excluded.error,"
-                      " started_at=COALESCE(nodes.started_at, excluded.started_at), finished_at=excluded.finished_at",
-                      (run_id, node_id, status, attempts, out, error, started_at, now))
+            self._write_node(c, run_id, node_id, status, attempts, output, error, started_at, output_json)
+
+    def _write_node(self, c: sqlite3.Connection, run_id: str, node_id: str, status: str, attempts: int,
+                    output: Any, error: str | None, started_at: float | None, output_json: str | None,
+                    renew: bool = True) -> None:
+        now = time.time()
+        out = (output_json if output_json is not None else dumps(output)) if status == "succeeded" else None
+        c.execute("INSERT INTO nodes (run_id, node_id, status, attempts, output, error, started_at, finished_at)"
+                  " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, node_id) DO UPDATE SET status=excluded.status,"
+                  " attempts=nodes.attempts+excluded.attempts, output=excluded.output, error=excluded.error,"
+                  " started_at=COALESCE(nodes.started_at, excluded.started_at), finished_at=excluded.finished_at",
+                  (run_id, node_id, status, attempts, out, error, started_at, now))
+        if renew:
             c.execute("UPDATE runs SET updated_at=?, lease_until=? WHERE run_id=?",
                       (now, now + self._lease_seconds, run_id))
+            self._renew_at[run_id] = now + self._lease_seconds / 2
 
-    def finish(self, run_id: str, *, status: str, result: Any = None, error: str | None = None) -> None:
-        """End this attempt: `succeeded` (result stored), `failed` or `interrupted` (resumable)."""
+    def finish(self, run_id: str, *, status: str, result: Any = None, error: str | None = None,
+               node: dict[str, Any] | None = None, used_signature: tuple[str, float] | None = None) -> None:
+        """End this attempt: `succeeded` (result stored), `failed` or `interrupted` (resumable).
+
+        In the same transaction: `node`, a last checkpoint (the keyword arguments of `record_node`),
+        and `used_signature`, a (token, t) pair to record as used (see runtime.tasks_auth).
+        """
         now = time.time()
         with self._tx() as c:
+            if node is not None:
+                self._write_node(c, run_id, node["node_id"], node["status"], node["attempts"], node.get("output"),
+                                 node.get("error"), node.get("started_at"), node.get("output_json"), renew=False)
             c.execute("UPDATE runs SET status=?, result=?, error=?, updated_at=?, owner=NULL, lease_until=NULL"
                       " WHERE run_id=?",
-                      (status, _dumps(result) if status == "succeeded" else None, error, now, run_id))
+                      (status, dumps(result) if status == "succeeded" else None, error, now, run_id))
+            if used_signature is not None:
+                c.execute("INSERT OR IGNORE INTO used_signatures (token, t) VALUES (?, ?)", used_signature)
+        if used_signature is not None:
+            self._remember(*used_signature)
         self._active.discard(run_id)
+        self._renew_at.pop(run_id, None)
 
     def release(self, run_id: str) -> None:
         self._active.discard(run_id)
 
     # -- replay protection (the `ReplayCache` protocol of runtime.tasks_auth) --
+    # Used signatures are written to SQLite (so a restart does not reopen the skew window) and
+    # mirrored in memory, so the check on every delivery costs no query. A second server process
+    # on the same cache dir would not see this one's recent signatures (one server per cache dir).
+
+    def _load_used(self) -> None:
+        with self._lock:
+            rows = self._conn.execute("SELECT token, t FROM used_signatures WHERE t > ?",
+                                      (time.time() - USED_SIGNATURE_TTL,)).fetchall()
+        self._used = dict(rows)
 
     def seen(self, token: str) -> bool:
-        with self._lock:
-            return self._conn.execute("SELECT 1 FROM used_signatures WHERE token=?", (token,)).fetchone() is not None
+        return token in self._used
 
     def add(self, token: str, t: float) -> bool:
         with self._tx() as c:
-            cur = c.execute("INSERT OR IGNORE INTO used_signatures (token, t) VALUES (?, ?)", (token, t))
-            if cur.rowcount and int(t) % 64 == 0:
-                c.execute("DELETE FROM used_signatures WHERE t < ?", (time.time() - 3600,))
-            return cur.rowcount == 1
+            fresh = c.execute("INSERT OR IGNORE INTO used_signatures (token, t) VALUES (?, ?)",
+                              (token, t)).rowcount == 1
+        self._remember(token, t)
+        return fresh
+
+    def _remember(self, token: str, t: float) -> None:
+        self._used[token] = t
+        if len(self._used) > 50000:
+            cutoff = time.time() - USED_SIGNATURE_TTL
+            self._used = {k: v for k, v in self._used.items() if v > cutoff}
+            with self._tx() as c:
+                c.execute("DELETE FROM used_signatures WHERE t < ?", (cutoff,))
 
     # -- enqueue-side dedupe --------------------------------------------------
 

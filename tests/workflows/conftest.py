@@ -18,7 +18,11 @@ from runtime.adapters.base import AdapterContext, SecretNotFoundError, SecretsAd
 from runtime.model import (Dag, DagNode, Entry, ManifestArtifact, ManifestLink, Profile, ProfileArtifact,
                            RetryPolicy, Selection, Toggles)
 
+from . import fixture_tasks
+
 HMAC_KEY = "test-hmac-key-0123456789"
+#: the fixture tasks' module as imported under pytest's rootdir rules (`workflows.fixture_tasks`)
+FIXTURE_TASKS = fixture_tasks.__name__
 
 
 def free_port() -> int:
@@ -87,12 +91,12 @@ class FakeRuntime:
 
     def __init__(self, tmp: Path, *, workflows: list[Entry] | None = None, http: dict | None = None,
                  queue: tuple[str, Any] | None = None, queue_category: str = "queue",
-                 allowlist: tuple[str, ...] = ("oneiric.demo",)) -> None:
+                 allowlist: tuple[str, ...] = ("oneiric.demo", FIXTURE_TASKS)) -> None:
         entries = list(workflows if workflows is not None else standard_workflows())
-        entries += [Entry(domain="task", key=k, provider="demo", factory=f"oneiric.demo.tasks:{v}")
-                    for k, v in DEMO_TASKS.items()]
-        selections = [Selection("task", k, "demo", f"oneiric.demo.tasks:{v}", {}, "builtin", "test")
-                      for k, v in DEMO_TASKS.items()]
+        factories = {k: f"oneiric.demo.tasks:{v}" for k, v in DEMO_TASKS.items()}
+        factories.update({"set": f"{FIXTURE_TASKS}:returns_a_set", "mutate": f"{FIXTURE_TASKS}:mutates_its_arguments"})
+        entries += [Entry(domain="task", key=k, provider="demo", factory=f) for k, f in factories.items()]
+        selections = [Selection("task", k, "demo", f, {}, "builtin", "test") for k, f in factories.items()]
         selections += [Selection("workflow", e.key, "dag", e.factory, {}, "builtin", "test")
                        for e in entries if e.domain == "workflow"]
         self.adapters: dict[tuple[str, str], Any] = {}

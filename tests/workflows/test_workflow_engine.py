@@ -201,9 +201,21 @@ def test_engine_refuses_factories_outside_the_allowlist_and_bad_outputs(tmp_path
     engine = _engine(rt)
     outcome = _run(engine, "ingest", {})
     assert outcome.status == "failed" and "outside the factory allowlist" in outcome.error
-    rt2 = FakeRuntime(tmp_path / "b", workflows=[workflow_entry("w", [
-        node("x", "extract", (), {"records": [float("nan")]}, attempts=3)])])
+    rt2 = FakeRuntime(tmp_path / "b", workflows=[workflow_entry("w", [node("x", "set", attempts=3)])])
     engine2 = _engine(rt2)
     out2 = _run(engine2, "w", {})
     assert out2.status == "failed" and "not JSON-serialisable" in out2.error
     assert engine2.store.nodes("run-1")[0].attempts == 1  # no retry for an unencodable output
+
+
+def test_engine_gives_every_call_fresh_arguments(tmp_path):
+    rt = FakeRuntime(tmp_path, workflows=[workflow_entry("w", [
+        node("a", "extract"), node("m1", "mutate", ("a",), {"k": 1}, attempts=1),
+        node("m2", "mutate", ("a",), {"k": 1}), node("join", "load", ("m1", "m2"))])])
+    engine = _engine(rt)
+    outcome = _run(engine, "w", {"records": ["r"]})
+    assert outcome.status == "succeeded"
+    assert outcome.result["m1"] == outcome.result["m2"] == {"payload_seen": 1, "context_seen": 1}
+    assert outcome.result["a"] == {"records": ["r"], "count": 1}  # inputs were copies
+    assert engine.store.get("run-1").context == {"records": ["r"]}
+    engine.close()

@@ -1,0 +1,17 @@
+"""Task callables only the tests use (allowlisted under the module name pytest gives it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def returns_a_set(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> Any:
+    return {1, 2}
+
+
+def mutates_its_arguments(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> Any:
+    payload["seen"] = payload.get("seen", 0) + 1
+    context["seen"] = context.get("seen", 0) + 1
+    for out in inputs.values():
+        out["mutated"] = True
+    return {"payload_seen": payload["seen"], "context_seen": context["seen"]}
