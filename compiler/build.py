@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.diagnostics import CompileError, Diagnostic
-from compiler.emit import digest_of, render
+from compiler.emit import render, to_json
 from compiler.project import load_project, settings_for
 from compiler.resolve import resolve
+from runtime.canonical import pretty_bytes
 
 
 @dataclass
@@ -41,12 +42,18 @@ def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) 
             result.diagnostics.append(settings)
             continue
         manifest_name = f"{name}_manifest.json"
+        rendered: dict[str, dict] = {}
+
+        def manifest_digest(manifest) -> str:
+            rendered["manifest"] = to_json(manifest)  # rendered once, reused for the file below
+            return rendered["manifest"]["digest"]
+
         try:
-            resolved = resolve(name, settings, project.manifests, manifest_name, digest_of)
+            resolved = resolve(name, settings, project.manifests, manifest_name, manifest_digest)
         except CompileError as exc:
             result.diagnostics.extend(d for d in exc.diagnostics if d not in result.diagnostics)
             continue
-        result.files[out_dir / manifest_name] = render(resolved.manifest)
+        result.files[out_dir / manifest_name] = pretty_bytes(rendered["manifest"])
         result.files[out_dir / f"{name}_profile.json"] = render(resolved.profile)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A 1-based line and column in a project-relative file."""
+class Span(NamedTuple):
+    """A 1-based line and column in a project-relative file (a tuple: loaders make one per node)."""
 
     file: str
     line: int
@@ -78,7 +77,9 @@ def escape_token(token: str | int) -> str:
 
 
 def pointer_join(pointer: str, token: str | int) -> str:
-    return f"{pointer}/{escape_token(token)}"
+    if isinstance(token, str) and ("~" in token or "/" in token):
+        token = escape_token(token)
+    return f"{pointer}/{token}"
 
 
 def pointer_from_parts(parts: Iterable[str | int]) -> str:

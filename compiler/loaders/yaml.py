@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from typing import Any
 
 import yaml
@@ -26,18 +27,22 @@ MAX_DEPTH = 64
 MAX_ALIAS_EXPANSION = 100_000
 
 _CORE = "tag:yaml.org,2002:"
+_STR, _SEQ, _MAP, _MERGE, _TIMESTAMP = (f"{_CORE}{t}" for t in ("str", "seq", "map", "merge", "timestamp"))
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
+_BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
 
 
 class _Walker:
-    def __init__(self, path: str, distinct: int) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.constructor = SafeConstructor()
         self.positions: dict[str, Span] = {}
         self.key_positions: dict[str, Span] = {}
         self.errors: list[Diagnostic] = []
-        self.budget = distinct + MAX_ALIAS_EXPANSION
+        self.budget = MAX_ALIAS_EXPANSION  # visits of nodes already seen, i.e. alias expansion
+        self.seen: set[int] = set()
         self.stack: set[int] = set()
 
     def span(self, node: Node) -> Span:
@@ -47,7 +52,10 @@ class _Walker:
         self.errors.append(Diagnostic(rule, message, self.span(node), pointer, hint))
 
     def walk(self, node: Node, pointer: str, depth: int) -> Any:
-        self.budget -= 1
+        if id(node) in self.seen:
+            self.budget -= 1
+        else:
+            self.seen.add(id(node))
         if self.budget < 0:
             raise _Abort(Diagnostic("yaml.alias-bomb", "alias expansion exceeds the limit "
                                     f"of {MAX_ALIAS_EXPANSION} nodes (an alias bomb?)", self.span(node), pointer,
@@ -55,7 +63,8 @@ class _Walker:
         if depth > MAX_DEPTH:
             raise _Abort(Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels",
                                     self.span(node), pointer))
-        self.positions.setdefault(pointer, self.span(node))
+        if pointer not in self.positions:
+            self.positions[pointer] = Span(self.path, node.start_mark.line + 1, node.start_mark.column + 1)
         if id(node) in self.stack:
             raise _Abort(Diagnostic("yaml.recursive", "recursive alias", self.span(node), pointer))
         if isinstance(node, ScalarNode):
@@ -63,7 +72,7 @@ class _Walker:
         self.stack.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                if node.tag != f"{_CORE}seq":
+                if node.tag != _SEQ:
                     self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer)
                 return [self.walk(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(node.value)]
             if isinstance(node, MappingNode):
@@ -73,16 +82,16 @@ class _Walker:
         raise _Abort(Diagnostic("yaml.node", "unsupported YAML node", self.span(node), pointer))
 
     def mapping(self, node: MappingNode, pointer: str, depth: int) -> dict[str, Any]:
-        if node.tag != f"{_CORE}map":
+        if node.tag != _MAP:
             self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer)
         out: dict[str, Any] = {}
         first_seen: dict[str, Span] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == f"{_CORE}merge":
+            if key_node.tag == _MERGE:
                 self.fail("yaml.merge-key", "merge keys (<<) are not supported", key_node, pointer,
                           "repeat the keys or use an anchor for the whole value")
                 continue
-            if not isinstance(key_node, ScalarNode) or key_node.tag != f"{_CORE}str":
+            if key_node.tag != _STR or not isinstance(key_node, ScalarNode):
                 self.fail("yaml.key-type", "mapping keys must be strings", key_node, pointer,
                           "quote the key")
                 continue
@@ -92,8 +101,7 @@ class _Walker:
                 self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
                           key_node, child, "remove one of them; YAML parsers differ on which wins")
                 continue
-            first_seen[key] = self.span(key_node)
-            self.key_positions[child] = self.span(key_node)
+            first_seen[key] = self.key_positions[child] = self.span(key_node)
             out[key] = self.walk(value_node, child, depth + 1)
         return out
 
@@ -102,10 +110,18 @@ class _Walker:
             self.fail("yaml.tag", f"tag {_short(node.tag)!r} is not allowed (core schema only)", node, pointer,
                       "remove the tag; only plain scalars, sequences and mappings are accepted")
             return None
-        if node.tag.endswith(":str") or node.tag.endswith(":timestamp"):
+        if node.tag == _STR or node.tag == _TIMESTAMP:
             return node.value  # dates stay the string the author wrote
-        try:
-            value = self.constructor.construct_object(node)
+        kind = node.tag[len(_CORE):]
+        text = node.value
+        if kind == "null":
+            return None
+        if kind == "bool" and text.lower() in _BOOLS:
+            return _BOOLS[text.lower()]
+        if kind == "int" and _PLAIN_INT.match(text):
+            return int(text)
+        try:  # the rarer spellings (0x, 0o, 1_000, sexagesimal, .inf) through PyYAML itself
+            value = getattr(self.constructor, f"construct_yaml_{kind}")(node)
         except (ConstructorError, ValueError) as exc:
             self.fail("yaml.scalar", f"invalid scalar: {exc}", node, pointer)
             return None
@@ -142,7 +158,7 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     if len(nodes) != 1:
         where = Span(path, nodes[1].start_mark.line + 1, 1) if len(nodes) > 1 else Span(path, 1, 1)
         return [Diagnostic("yaml.documents", f"expected one YAML document, found {len(nodes)}", where)]
-    walker = _Walker(path, _count_distinct(nodes[0]))
+    walker = _Walker(path)
     try:
         data = walker.walk(nodes[0], "", 0)
     except _Abort as abort:
@@ -150,23 +166,6 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     if walker.errors:
         return walker.errors
     return Document(path, data, hashlib.sha256(raw).hexdigest(), walker.positions, walker.key_positions)
-
-
-def _count_distinct(root: Node) -> int:
-    seen: set[int] = set()
-    todo = [root]
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            todo.extend(node.value)
-        elif isinstance(node, MappingNode):
-            for k, v in node.value:
-                todo.append(k)
-                todo.append(v)
-    return len(seen)
 
 
 def _short(tag: str) -> str:
