@@ -44,8 +44,8 @@ BUILTIN_PROVIDERS: tuple[BuiltinProvider, ...] = (
                     "providers/cloudtasks.json"),
 )
 
-#: Module prefix of built-in factories; always allowed, whatever the allowlist says.
-BUILTIN_FACTORY_PREFIX = "runtime.adapters"
+#: Module prefixes of built-in factories; always allowed, whatever the allowlist says.
+BUILTIN_FACTORY_PREFIXES = ("runtime.adapters", "runtime.workflows")
 
 #: Settings sections that hold `selections`, by manifest domain.
 SELECTION_SECTIONS: dict[str, str] = {

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
-from compiler.builtins import BUILTIN_FACTORY_PREFIX
+from compiler.builtins import BUILTIN_FACTORY_PREFIXES
 from compiler.diagnostics import Diagnostic, Document, Span, suggest
 from compiler.layering import Layers
 from runtime.model import Entry
@@ -132,7 +132,7 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
 
 
 def _allowed(module: str, allowlist: list[str]) -> bool:
-    prefixes = list(allowlist) + [BUILTIN_FACTORY_PREFIX]
+    prefixes = list(allowlist) + list(BUILTIN_FACTORY_PREFIXES)
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
