@@ -97,6 +97,8 @@ class Runtime:
         self.lifecycle = "starting"
         self.snapshot = Snapshot()
         self.supervisor = None  # set by the server when it starts one
+        #: the port HTTP listens on (None without a server)
+        self.http_port: int | None = None
         self._inflight = 0
         self._idle = threading.Condition()
         self._swap_lock = threading.Lock()

@@ -59,6 +59,7 @@ def orchestrate(options: Any) -> int:
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{_port(options, rt)}: {exc.strerror or exc}") from None
         server.start()
+        rt.http_port = server.port
         rt.log("INFO", "listening", host=host, port=server.port, profile=rt.profile.profile.name)
 
     rt.activate()
@@ -78,8 +79,7 @@ def orchestrate(options: Any) -> int:
            manifest_digest=rt.manifest.digest, supervisor_enabled=rt.supervisor_enabled,
            watchers_enabled=rt.watchers_enabled, remote_enabled=rt.remote_enabled,
            adapters={k: v["status"] for k, v in rt.adapter_status.items()})
-    if app is not None:
-        app.warm()
+    threading.Thread(target=_warm, args=(rt, app), name="oneiric-warm", daemon=True).start()
 
     while not stop.wait(0.5):
         pass
@@ -95,6 +95,7 @@ def orchestrate(options: Any) -> int:
     if server is not None:
         server.shutdown()
         server.server_close()
+    _workflows_hook(rt, "stop")
     supervisor.stop()
     rt.lifecycle = "stopped"
     try:
@@ -104,6 +105,36 @@ def orchestrate(options: Any) -> int:
     rt.close()
     rt.log("INFO", "stopped", drained=drained, pid=os.getpid())
     return 0
+
+
+def _warm(rt: Runtime, app: Any) -> None:
+    """After ready: load the bottle app and start the workflows service (local queue dispatcher), so the
+    first delivery pays for neither."""
+    try:
+        if app is not None:
+            app.routes()
+        if getattr(rt, "http_port", None) is not None:
+            _workflows_hook(rt, "start", port=rt.http_port)
+    except Exception as exc:  # a broken optional part must not take the server down
+        rt.log("ERROR", "warm-up failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _workflows_hook(rt: Runtime, name: str, **kwargs: Any) -> None:
+    """Call runtime.workflows.service.start/stop when that package is installed (stop only if it was loaded)."""
+    import sys
+
+    if name == "stop" and "runtime.workflows.service" not in sys.modules:
+        return
+    try:
+        from runtime.workflows import service
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("runtime.workflows"):
+            return
+        raise
+    try:
+        getattr(service, name)(rt, **kwargs)
+    except Exception as exc:
+        rt.log("ERROR", f"workflows service {name} failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _start_default_profile_helpers(rt: Runtime, options: Any) -> list:

@@ -1,8 +1,8 @@
 """The WSGI entry point: request log, in-flight accounting, /healthz, and the bottle app loaded lazily.
 
 `/healthz` is answered here with the standard library so the readiness probe never waits for bottle;
-every other path goes to `runtime.http.build_app`, imported on first use or by `warm()` right after
-activation (as functions-framework's LazyWSGIApp defers its app).
+every other path goes to `runtime.http.build_app`, imported on first use or by the server's warm-up
+right after activation (as functions-framework's LazyWSGIApp defers its app).
 """
 
 from __future__ import annotations
@@ -57,12 +57,6 @@ class App:
 
                     self._app = build_app(self.rt, debug_modules=self.debug_modules)
         return self._app
-
-    def warm(self) -> threading.Thread:
-        """Load the bottle app in the background so the first task delivery does not pay for the import."""
-        thread = threading.Thread(target=self.routes, name="oneiric-warm", daemon=True)
-        thread.start()
-        return thread
 
     def _healthz(self, start_response: Callable) -> list[bytes]:
         status, body = healthz_body(self.rt)
