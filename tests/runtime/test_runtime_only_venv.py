@@ -18,7 +18,9 @@ from rt_helpers import ROOT, Orchestrator, clean_env, run_cli
 def runtime_venv(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("runtime-only")
     venv = base / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=120)
+    # no pip, no setuptools: the venv ends up holding bottle and the project only
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True,
+                          timeout=120)
     if made.returncode != 0:
         pytest.skip(f"cannot create a venv here: {made.stderr.strip()[-300:]}")
     python = venv / "bin" / "python"
@@ -38,13 +40,14 @@ def runtime_venv(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     if not (src / "README.md").exists():
         (src / "README.md").write_text("oneiric\n")
-    # offline first (needs `wheel` in the venv); else let pip fetch only the build backend (setuptools,
-    # wheel) into an isolated build env: the installed venv still gets nothing but the project
-    command = [str(python), "-m", "pip", "install", "-q", "--no-deps", str(src)]
-    installed = subprocess.run([*command, "--no-index", "--no-build-isolation"], capture_output=True, text=True,
-                               timeout=300)
-    if installed.returncode != 0:
-        installed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # this environment's pip installs into the venv (`--python`); offline when the build backend is at hand,
+    # else pip fetches only setuptools+wheel into an isolated build env, never into the venv
+    import importlib.util
+
+    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(src)]
+    if importlib.util.find_spec("wheel") is not None:
+        command += ["--no-index", "--no-build-isolation"]
+    installed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if installed.returncode != 0 and ("No matching distribution" in installed.stderr
                                       or "Could not find a version" in installed.stderr):
         pytest.skip("cannot get the build backend (setuptools, wheel) to install the project: "
@@ -55,7 +58,7 @@ def runtime_venv(tmp_path_factory) -> Path:
 
 def test_venv_holds_no_compiler_library(runtime_venv):
     probe = subprocess.run([str(runtime_venv), "-c", "import importlib.util as u; print([m for m in "
-                            "('bottle', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'cattrs', 'click', 'google') "
+                            "('bottle', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'cattrs', 'click', 'google', 'pip', 'setuptools') "
                             "if u.find_spec(m)])"], capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "['bottle']"
 
