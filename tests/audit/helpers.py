@@ -77,6 +77,12 @@ def copy_reference(dest: Path) -> Path:
     return dest
 
 
+def clone(src: Path, dest: Path) -> Path:
+    """A copy of a prepared project (git repo included), so tests share one compile but not its files."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
 def clean_env(extra: dict | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_") and k != "SOURCE_DATE_EPOCH"}
     env.update(extra or {})

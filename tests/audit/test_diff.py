@@ -11,7 +11,7 @@ import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
 
-from .helpers import MANIFEST, SETTINGS, commit_all, git_init, load, run_cli, stable, write_project
+from .helpers import MANIFEST, SETTINGS, clone, commit_all, git_init, load, run_cli, stable, write_project
 
 
 def compile_to(root: Path, out: str) -> None:
@@ -19,11 +19,16 @@ def compile_to(root: Path, out: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = write_project(tmp_path / "proj")
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("diff") / "proj")
     compile_to(root, "old")
     return root
+
+
+@pytest.fixture
+def project(compiled: Path, tmp_path: Path) -> Path:
+    return clone(compiled, tmp_path / "proj")
 
 
 def test_same_artifacts_exit_0(project: Path, snapshot):

@@ -15,7 +15,7 @@ EXAMPLE = REPO / "examples" / "config-review"
 
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=clean_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", *args], cwd=cwd, env=clean_env(), capture_output=True,
                           text=True, timeout=120)
 
 
@@ -41,9 +41,6 @@ def test_a_config_change_fails_the_snapshot_review(example: Path):
     assert result.returncode == 1
     assert "test_staging_settings_snapshot" in result.stdout
     assert "8082" in result.stdout
-    updated = run_pytest(example, "--snapshot-update")
-    assert updated.returncode == 0, updated.stdout
-    assert "8082" in (example / "tests" / "__snapshots__" / "test_config_review.ambr").read_text()
 
 
 def test_compile_errors_fail_the_test_with_positions(example: Path):
@@ -53,12 +50,6 @@ def test_compile_errors_fail_the_test_with_positions(example: Path):
     assert result.returncode == 1
     assert "oneiric compile of" in result.stdout
     assert "deployment/manifests/app.yaml:16:5: error: $.entries[1].kye: unknown key 'kye'" in result.stdout
-
-
-def test_without_the_plugin_the_fixture_is_missing(example: Path):
-    result = run_pytest(example, "-p", "no:oneiric", "-k", "toggles")
-    assert result.returncode == 1
-    assert "fixture 'oneiric_compile' not found" in result.stdout
 
 
 def test_loading_the_plugin_imports_nothing_heavy():

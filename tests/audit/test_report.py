@@ -8,27 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SETTINGS, commit_all, git_init, run_cli, stable, write_project
+from .helpers import SETTINGS, clone, commit_all, git_init, run_cli, stable, write_project
 
 PROBE_ENV = {"ONEIRIC_SECRET_TASKS_HMAC_KEY": "k" * 32}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = write_project(tmp_path / "proj")
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("report") / "proj")
+    assert run_cli("compile", cwd=root).returncode == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def released_once(compiled: Path, tmp_path_factory) -> Path:
+    """A git repo whose HEAD has the previous build; the work tree has a new one (port and log level changed)."""
+    root = clone(compiled, tmp_path_factory.mktemp("released") / "proj")
+    git_init(root)
+    commit_all(root, "release 1")
+    settings = root / "config" / "serverless.toml"
+    settings.write_text(SETTINGS.replace("port = 8080", "port = 9090") + '\n[logging]\nlevel = "DEBUG"\n')
     assert run_cli("compile", cwd=root).returncode == 0
     return root
 
 
 @pytest.fixture
-def released(project: Path) -> Path:
-    """A git repo whose HEAD has the previous build; the work tree has a new one (port and log level changed)."""
-    git_init(project)
-    commit_all(project, "release 1")
-    settings = project / "config" / "serverless.toml"
-    settings.write_text(SETTINGS.replace("port = 8080", "port = 9090") + '\n[logging]\nlevel = "DEBUG"\n')
-    assert run_cli("compile", cwd=project).returncode == 0
-    return project
+def project(compiled: Path, tmp_path: Path) -> Path:
+    return clone(compiled, tmp_path / "proj")
+
+
+@pytest.fixture
+def released(released_once: Path, tmp_path: Path) -> Path:
+    return clone(released_once, tmp_path / "released")
 
 
 def test_report_snapshot(released: Path, snapshot):

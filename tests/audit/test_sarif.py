@@ -62,11 +62,16 @@ def test_validate_errors_as_sarif(tmp_path: Path):
     assert "did you mean 'http'?" in messages
 
 
-@pytest.mark.parametrize("args", [("compile", "--check"), ("compile",),
-                                  ("manifest", "validate", "deployment/manifests/app.yaml")])
-def test_success_is_an_empty_valid_run(tmp_path: Path, args):
-    root = write_project(tmp_path / "p")
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("sarif") / "p")
     assert run_cli("compile", cwd=root).returncode == 0
+    return root
+
+
+@pytest.mark.parametrize("args", [("compile", "--check"), ("manifest", "validate", "deployment/manifests/app.yaml")])
+def test_success_is_an_empty_valid_run(compiled: Path, args):
+    root = compiled
     result = run_cli(*args, "--format", "sarif", cwd=root)
     assert result.returncode == 0, result.stderr
     log = check_sarif(result.stdout)

@@ -22,7 +22,7 @@ import yaml
 
 from schemas import SCHEMA_DIR
 
-from .helpers import MANIFEST, REPO, SETTINGS, clean_env, commit_all, git, git_init, run_cli, write_project
+from .helpers import MANIFEST, REPO, SETTINGS, clean_env, clone, commit_all, git, git_init, run_cli, write_project
 
 HOOKS = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
 
@@ -85,13 +85,18 @@ def run_hook(repo: Path, hook_id: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = write_project(tmp_path / "consumer")
+@pytest.fixture(scope="module")
+def repo_once(tmp_path_factory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("hooks") / "consumer")
     assert run_cli("compile", cwd=root).returncode == 0
     git_init(root)
     commit_all(root, "initial")
     return root
+
+
+@pytest.fixture
+def repo(repo_once: Path, tmp_path: Path) -> Path:
+    return clone(repo_once, tmp_path / "consumer")
 
 
 def stage(repo: Path) -> None:

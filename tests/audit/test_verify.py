@@ -9,17 +9,22 @@ import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
 
-from .helpers import run_cli, stable, write_project
+from .helpers import clone, run_cli, stable, write_project
 
 ARTIFACTS = ("build/serverless_manifest.json", "build/serverless_profile.json")
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = write_project(tmp_path / "proj")
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("verify") / "proj")
     result = run_cli("compile", cwd=root)
     assert result.returncode == 0, result.stderr
     return root
+
+
+@pytest.fixture
+def project(compiled: Path, tmp_path: Path) -> Path:
+    return clone(compiled, tmp_path / "proj")
 
 
 def verify(root: Path, *paths: str):
