@@ -68,12 +68,16 @@ def orchestrate(options: Any) -> int:
 
     supervisor = Supervisor(lambda: _tick(rt), rt.poll_interval, rt.log)
     rt.supervisor = supervisor
+    rt.refresh_activity()  # a pause recorded before start holds from the first request on
     rt.lifecycle = "accepting"
     if rt.supervisor_enabled:
         supervisor.tick()  # first evaluation + health file before declaring ready
         supervisor.start()
     else:
-        health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
+        try:
+            health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
+        except OSError as exc:
+            rt.log("ERROR", "cannot write the health file", error=str(exc), path=str(rt.health_path))
     helpers = _start_default_profile_helpers(rt, options)
     rt.log("INFO", "ready", activity_state=rt.activity_state(), profile=rt.profile.profile.name,
            manifest_digest=rt.manifest.digest, supervisor_enabled=rt.supervisor_enabled,
@@ -109,9 +113,11 @@ def orchestrate(options: Any) -> int:
 
 def _warm(rt: Runtime, app: Any) -> None:
     """After ready: load the bottle app and start the workflows service (local queue dispatcher), so the
-    first delivery pays for neither."""
+    first delivery pays for neither. Waits (up to 0.2 s) for the first 200 on /healthz, so the probe
+    that admits traffic never competes with this work for the GIL."""
     try:
         if app is not None:
+            app.first_ok.wait(0.2)
             app.routes()
         if getattr(rt, "http_port", None) is not None:
             _workflows_hook(rt, "start", port=rt.http_port)

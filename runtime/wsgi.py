@@ -47,6 +47,8 @@ class App:
         self.debug_modules = debug_modules
         self._app: Callable | None = None
         self._lock = threading.Lock()
+        #: set once /healthz has answered 200: background warm-up waits for it (readiness first)
+        self.first_ok = threading.Event()
 
     def routes(self) -> Callable:
         """The bottle app, built on first use."""
@@ -67,6 +69,8 @@ class App:
         if status == 503:
             headers.append(("Retry-After", RETRY_AFTER))
         start_response("200 OK" if status == 200 else "503 Service Unavailable", headers)
+        if status == 200:
+            self.first_ok.set()
         return [data]
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:

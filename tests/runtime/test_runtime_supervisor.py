@@ -177,3 +177,13 @@ def test_serverless_profile_scheduled_window_drains_every_instance(embedded_proj
                                  dict(env, ONEIRIC_PROFILE="serverless")).stdout)
     assert listing["windows"][0]["note"] == "freeze" and listing["activity_state"] == "draining"
     assert first.terminate() == 0 and second.terminate() == 0
+
+
+def test_serverless_profile_pause_recorded_before_start_holds_from_first_request(embedded_project, orchestrators):
+    env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
+    assert run_cli(["activity", "drain", "--domain", "*", "--key", "*"], embedded_project, env).returncode == 0
+    orch = orchestrators(embedded_project, ["orchestrate"], env).wait_ready()
+    assert orch.wait_log("ready")["activity_state"] == "draining"
+    status, _, body = orch.get("/healthz")
+    assert (status, body["status"]) == (503, "draining")
+    assert orch.terminate() == 0
