@@ -350,7 +350,24 @@ class SecretManagerSecrets(SecretsAdapter):
                 "references": references, "missing": missing}
 
     def health(self) -> dict[str, Any]:
-        return self.readiness()
+        """The provider's own health: `ready` when Secret Manager answers with these credentials.
+
+        A secret that is absent or denied is a readiness matter (`readiness()`, the
+        health output's `secrets` block), not a provider failure; an outage, a
+        deadline or missing credentials make the provider `error`.
+        """
+        if self._activation_error is not None:
+            return {"provider": self.name, "status": "error", "detail": str(self._activation_error)}
+        if self._client is None:
+            return {"provider": self.name, "status": "error", "detail": "gcp.secret_manager: not activated"}
+        refs = self.references()
+        outcomes = self._fetch_many(refs, allow_stale=False)
+        down = [exc for exc in outcomes.values() if isinstance(exc, SecretUnavailableError)]
+        if down:
+            return {"provider": self.name, "status": "error", "detail": str(down[0])}
+        resolved = sum(1 for value in outcomes.values() if isinstance(value, SecretValue))
+        return {"provider": self.name, "status": "ready",
+                "detail": f"project {self.project_id}: {resolved} of {len(refs)} references resolve"}
 
     def _reference(self, key: tuple[str, str], status: str) -> dict[str, Any]:
         return {"name": key[0], "version": key[1], "resolved_version": self.resolved_version(*key),

@@ -148,6 +148,16 @@ class FakeSecretManager:
         with self._lock:
             self._faults.clear()
 
+    def reset(self) -> None:
+        """Forget every secret, denial, fault and counter (for a fake shared by several tests)."""
+        with self._lock:
+            self._secrets.clear()
+            self._denied.clear()
+            self._faults.clear()
+            self.corrupt_checksums = False
+            self.latency = 0.0
+        self.reset_counters()
+
     def reset_counters(self) -> None:
         with self._lock:
             self.calls.clear()

@@ -76,7 +76,7 @@ def test_ready_when_every_reference_resolves(fake_sm, make):
     adapter = make([("tasks-hmac-key", "latest"), ("db-password", "1")])
     adapter.activate()
 
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["provider"] == "gcp.secret_manager"
     assert health["status"] == "ready"
     assert health["detail"] is None and health["missing"] == []
@@ -95,7 +95,7 @@ def test_missing_secret_is_named_and_reported_missing(fake_sm, make):
     adapter = make([("present", "latest"), ("absent", "latest"), ("present", "7")])
     adapter.activate()  # a missing secret does not fail activation; health reports it
 
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["status"] == "missing"
     assert health["missing"] == ["absent", "present@7"]
     assert health["detail"] == "missing: absent, present@7"
@@ -111,12 +111,30 @@ def test_permission_denied_is_an_error_with_the_fix(fake_sm, make):
     adapter = make([("open", "latest"), ("locked", "latest")])
     adapter.activate()
 
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["status"] == "error"
     assert health["detail"].startswith("permission denied reading secret locked")
     assert "roles/secretmanager.secretAccessor" in health["detail"]
     with pytest.raises(SecretAccessError, match="^permission denied"):
         adapter.get("locked")
+
+
+def test_health_is_the_providers_own_state(fake_sm, make):
+    """health(): does Secret Manager answer? Absent or denied secrets are readiness, not provider, failures."""
+    fake_sm.put("here", VALUE)
+    fake_sm.put("locked", VALUE)
+    fake_sm.deny("locked")
+    adapter = make([("here", "latest"), ("gone", "latest"), ("locked", "latest")])
+    adapter.activate()
+    assert adapter.health() == {"provider": "gcp.secret_manager", "status": "ready",
+                                "detail": "project demo-project: 1 of 3 references resolve"}
+    assert adapter.readiness()["status"] == "error"
+    fake_sm.fail(grpc.StatusCode.UNAVAILABLE)
+    adapter.invalidate()
+    health = adapter.health()
+    assert health["status"] == "error" and health["detail"].startswith("unavailable")
+    fake_sm.clear_faults()
+    assert adapter.health()["status"] == "ready"
 
 
 def test_foreign_project_path_is_permission_denied(fake_sm, make):
@@ -132,7 +150,7 @@ def test_unavailable_then_recovers_on_next_call(fake_sm, make):
     adapter = make([("k", "latest")])
     adapter.activate()
 
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["status"] == "error"
     assert health["detail"].startswith("unavailable")
     with pytest.raises(SecretAccessError, match="^unavailable"):
@@ -140,7 +158,7 @@ def test_unavailable_then_recovers_on_next_call(fake_sm, make):
 
     fake_sm.clear_faults()
     assert adapter.get("k").reveal() == VALUE  # a failure is never cached
-    assert adapter.health()["status"] == "ready"
+    assert adapter.readiness()["status"] == "ready"
 
 
 def test_one_transient_failure_heals_by_itself(fake_sm, make):
@@ -148,7 +166,7 @@ def test_one_transient_failure_heals_by_itself(fake_sm, make):
     fake_sm.fail(grpc.StatusCode.UNAVAILABLE, times=1)
     adapter = make([("k", "latest")])
     adapter.activate()
-    assert adapter.health()["status"] == "ready"  # health asks again instead of repeating the failure
+    assert adapter.readiness()["status"] == "ready"  # health asks again instead of repeating the failure
     assert fake_sm.calls["AccessSecretVersion"] == 2
 
 
@@ -159,7 +177,7 @@ def test_deadline_is_reported_unavailable(fake_sm, make):
     started = time.monotonic()
     adapter.activate()
     assert time.monotonic() - started < 0.45
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["status"] == "error" and health["detail"].startswith("unavailable")
     assert "DeadlineExceeded" in health["detail"]
 
@@ -198,7 +216,7 @@ def test_default_version_applies_to_unpinned_references(fake_sm, make):
     assert adapter.references() == [("app-key", "1")]
     assert adapter.get("app-key").reveal() == "old"
     assert adapter.get("app-key", "latest").reveal() == "new"
-    assert adapter.health()["references"][0]["version"] == "1"
+    assert adapter.readiness()["references"][0]["version"] == "1"
 
 
 def test_disabled_version_is_an_error(fake_sm, make):
@@ -206,7 +224,7 @@ def test_disabled_version_is_an_error(fake_sm, make):
     fake_sm.disable("d", 1)
     adapter = make([("d", "1"), ("d", "latest")])
     adapter.activate()
-    health = adapter.health()
+    health = adapter.readiness()
     assert health["status"] == "error"
     assert "disabled or destroyed" in health["detail"]
     assert adapter.get("d").reveal() == "b"
@@ -221,9 +239,9 @@ def test_stale_value_is_served_while_unavailable_but_health_says_error(fake_sm, 
     fake_sm.fail(grpc.StatusCode.UNAVAILABLE)
     assert adapter.get("k").reveal() == VALUE
     assert any(sev == "WARNING" and "serving the cached value" in msg for sev, msg, _ in logs)
-    assert adapter.health()["status"] == "error"
+    assert adapter.readiness()["status"] == "error"
     fake_sm.clear_faults()
-    assert adapter.health()["status"] == "ready"
+    assert adapter.readiness()["status"] == "ready"
 
 
 def test_revoked_access_is_never_hidden_by_the_cache(fake_sm, make):
@@ -349,7 +367,7 @@ def test_wire_methods_with_the_official_client(fake_sm, make):
 
     adapter = make([("made-over-wire", "latest")])
     adapter.activate()
-    assert adapter.health()["status"] == "ready"
+    assert adapter.readiness()["status"] == "ready"
     assert adapter.get("made-over-wire").reveal() == VALUE
 
 
@@ -367,7 +385,9 @@ def test_missing_credentials_give_one_clear_error_fast(tmp_path):
     assert "Application Default Credentials" in message
     assert "roles/secretmanager.secretAccessor" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
-    health = adapter.health()
+    assert adapter.health()["status"] == "error"
+    assert "Application Default Credentials" in adapter.health()["detail"]
+    health = adapter.readiness()
     assert health["status"] == "error" and "Application Default Credentials" in health["detail"]
     assert health["references"] == [{"name": "k", "version": "latest", "resolved_version": None,
                                      "status": "error"}]
@@ -416,7 +436,7 @@ def test_values_never_appear_in_reprs_errors_health_or_logs(fake_sm, make):
     assert isinstance(value, SecretValue) and value.reveal() == VALUE
 
     said = [repr(value), str(value), f"{value}", f"{value!r}", repr(adapter), repr([value]),
-            repr({"k": value}), json.dumps(adapter.health()), logs.text()]
+            repr({"k": value}), json.dumps(adapter.readiness()), json.dumps(adapter.health()), logs.text()]
     time.sleep(0.1)
     fake_sm.corrupt_checksums = True
     for name in ("locked", "gone", "k"):
@@ -424,6 +444,6 @@ def test_values_never_appear_in_reprs_errors_health_or_logs(fake_sm, make):
             adapter.get(name, "latest") if name != "k" else adapter.get("k", "1")
         said += [str(info.value), repr(info.value), repr(info.value.args)]
     fake_sm.fail(grpc.StatusCode.UNAVAILABLE)
-    said += [repr(adapter.get("k")), json.dumps(adapter.health()), logs.text()]  # stale path logs too
+    said += [repr(adapter.get("k")), json.dumps(adapter.readiness()), logs.text()]  # stale path logs too
     assert all(VALUE not in text for text in said), [t for t in said if VALUE in t]
     assert "SecretValue('***')" in said[0]
