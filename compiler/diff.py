@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -114,15 +115,32 @@ def identity(item: dict[str, Any], fields: tuple[str, ...]) -> str:
     return "/".join(str(item[f]) for f in fields)
 
 
+def _identities(items: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Items by identity; the common all-strings case at C speed."""
+    if len(fields) == 1:
+        (name,) = fields
+        try:
+            return {item[name]: item for item in items} if all(type(i[name]) is str for i in items) else \
+                {str(item[name]): item for item in items}
+        except TypeError:
+            return {str(item[name]): item for item in items}
+    get = itemgetter(*fields)
+    try:
+        return {"/".join(get(item)): item for item in items}
+    except TypeError:  # a non-string identity field
+        return {identity(item, fields): item for item in items}
+
+
 def _keyed(old: list[Any], new: list[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Both lists by identity, when every item is an object carrying identity fields unique on its side."""
     items = old + new
-    if not items or not all(isinstance(item, dict) for item in items):
+    if not items or not all(type(item) is dict for item in items):
         return None
     for fields in _IDENTITIES:
-        if all(all(f in item for f in fields) for item in items):
-            left = {identity(i, fields): i for i in old}
-            right = {identity(i, fields): i for i in new}
+        wanted = frozenset(fields)
+        if all(wanted <= item.keys() for item in items):
+            left = _identities(old, fields)
+            right = _identities(new, fields)
             if len(left) == len(old) and len(right) == len(new):
                 return left, right
     return None
@@ -147,6 +165,8 @@ def compare(old: Any, new: Any, path: str = "$") -> Iterator[Change]:
         if keyed is not None:
             left, right = keyed
             for ident in sorted(left.keys() | right.keys()):
+                if ident in left and ident in right and left[ident] == right[ident]:
+                    continue
                 sub = f"{path}[{ident}]"
                 if ident not in right:
                     yield Change("removed", sub, old=left[ident])
@@ -180,7 +200,7 @@ def _dotted(tokens: str) -> str:
     return ".".join(a or b for a, b in _TOKEN.findall(tokens))
 
 
-def _provenance_of(data: dict[str, Any], path: str, index: dict[str, dict[str, Any]]) -> tuple[str | None, str | None]:
+def _provenance_of(data: dict[str, Any], path: str, index: "_LazyIndex") -> tuple[str | None, str | None]:
     """(provenance, settings key) of the value at `path` on one side."""
     provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
     match = _SETTINGS_PATH.match(path)
@@ -201,14 +221,20 @@ def _provenance_of(data: dict[str, Any], path: str, index: dict[str, dict[str, A
     return None, None
 
 
-def _index(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in ("entries", "selections"):
-        items = data.get(name)
-        if isinstance(items, list):
-            out[name] = {identity(i, _IDENTITIES[0]): i for i in items
-                         if isinstance(i, dict) and all(f in i for f in _IDENTITIES[0])}
-    return out
+class _LazyIndex:
+    """Entries and selections of one side by identity, built on first use (most diffs never need it)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self._built: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str, default: Any = None) -> dict[str, Any]:
+        if name not in self._built:
+            items = self._data.get(name)
+            wanted = frozenset(_IDENTITIES[0])
+            usable = [i for i in items if type(i) is dict and wanted <= i.keys()] if isinstance(items, list) else []
+            self._built[name] = _identities(usable, _IDENTITIES[0])
+        return self._built[name]
 
 
 def diff_artifacts(old: Side, new: Side) -> DiffResult:
@@ -219,7 +245,7 @@ def diff_artifacts(old: Side, new: Side) -> DiffResult:
     result = DiffResult(old, new)
     left = {k: v for k, v in old.data.items() if k not in ("digest", "provenance")}
     right = {k: v for k, v in new.data.items() if k not in ("digest", "provenance")}
-    old_index, new_index = _index(old.data), _index(new.data)
+    old_index, new_index = _LazyIndex(old.data), _LazyIndex(new.data)
     covered: set[str] = set()
     for change in compare(left, right):
         old_prov, old_key = _provenance_of(old.data, change.path, old_index) if change.op != "added" else (None, None)
