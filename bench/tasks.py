@@ -6,9 +6,11 @@ Builds a throwaway project (a 3-node no-op workflow, HMAC auth, runs
 durable in SQLite WAL), starts `python -m oneiric.cli orchestrate` on a
 free 127.0.0.1 port, and drives it with `--concurrency` clients for
 `--duration` seconds: every request carries a fresh run id and a valid
-signature, so every request is a new durable run. Then it starts a bare
-bottle app (parse the JSON, answer 200) on the same WSGI server class and
-drives it the same way. Prints requests/s, p50, p99 and errors for both, the
+signature, so every request is a new durable run. A bare bottle app (parse
+the JSON, answer 200) runs at the same time on the same WSGI server class;
+the two are driven in alternating slices (`--rounds`, default 4, so each gets
+`--duration` seconds in all) so background load on the machine hits both
+alike. Prints requests/s, p50, p99 and errors for both, the
 ratio, and counts the run rows afterwards: one succeeded run with 3 node rows
 per 200 answer, no more, no fewer.
 """
@@ -65,7 +67,7 @@ entries:
   - domain: workflow
     key: noop3
     provider: dag
-    factory: "oneiric.demo.tasks:noop"
+    factory: "runtime.workflows.engine:Engine"
     dag:
       nodes:
         - {id: n1, task: noop}
@@ -159,17 +161,28 @@ async def _drive(port: int, duration: float, concurrency: int, signed: bool, pre
     started = time.monotonic()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
+    return {"latencies": latencies, "codes": codes, "elapsed_s": elapsed, "ok_ids": ok_ids,
+            "rps": codes.get("200", 0) / elapsed}
+
+
+def drive(port: int, seconds: float, concurrency: int, signed: bool, prefix: str) -> dict:
+    return asyncio.run(_drive(port, seconds, concurrency, signed, prefix))
+
+
+def merge(parts: list[dict]) -> dict:
+    """One result from several slices: rates over the summed elapsed time, quantiles over all latencies."""
+    lat = sorted(x for p in parts for x in p["latencies"])
+    codes: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["codes"].items():
+            codes[k] = codes.get(k, 0) + v
+    elapsed = sum(p["elapsed_s"] for p in parts)
     ok = codes.get("200", 0)
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return {"requests": len(latencies), "ok": ok, "errors": sum(v for k, v in codes.items() if k != "200"),
-            "codes": codes, "rps": ok / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
-            "elapsed_s": elapsed, "ok_ids": ok_ids}
-
-
-def drive(port: int, duration: float, concurrency: int, signed: bool, prefix: str) -> dict:
-    asyncio.run(_drive(port, min(1.0, duration / 10), concurrency, signed, prefix + "-warm"))  # warm-up
-    return asyncio.run(_drive(port, duration, concurrency, signed, prefix))
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    return {"requests": len(lat), "ok": ok, "errors": sum(v for k, v in codes.items() if k != "200"),
+            "codes": codes, "rps": ok / elapsed if elapsed else 0.0, "p50_ms": q[49] * 1000,
+            "p99_ms": q[98] * 1000, "elapsed_s": elapsed, "ok_ids": [i for p in parts for i in p["ok_ids"]],
+            "slices_rps": [round(p["rps"], 1) for p in parts]}
 
 
 # ---------------------------------------------------------------- the two servers
@@ -185,7 +198,7 @@ def make_project(root: Path) -> None:
         raise SystemExit("compile failed:\n" + out.stdout + out.stderr)
 
 
-def bench_oneiric(root: Path, duration: float, concurrency: int) -> tuple[dict, dict]:
+def start_oneiric(root: Path) -> tuple[subprocess.Popen, int, object]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_")}
     env.update({"ONEIRIC_CONFIG": str(root / "config" / "bench.toml"), "ONEIRIC_SECRET_TASKS_HMAC_KEY": KEY,
@@ -193,19 +206,42 @@ def bench_oneiric(root: Path, duration: float, concurrency: int) -> tuple[dict, 
     log = open(root / "orchestrate.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "oneiric.cli", "orchestrate", "--no-remote",
                              "--http-host", "127.0.0.1"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+    return proc, port, log
+
+
+def start_bare() -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_healthy(f"http://127.0.0.1:{port}/tasks/workflow", proc)
+    return proc, port
+
+
+def run_interleaved(root: Path, duration: float, concurrency: int, rounds: int) -> tuple[dict, dict, dict]:
+    """Both servers up at once; alternate slices of duration/rounds so background load hits both alike."""
+    ours_proc, ours_port, log = start_oneiric(root)
+    bare_proc, bare_port = start_bare()
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-        result = drive(port, duration, concurrency, True, "run")
+        warm = min(1.0, duration / 10)
+        drive(ours_port, warm, concurrency, True, "warm")
+        drive(bare_port, warm, concurrency, False, "warm")
+        ours_parts, bare_parts = [], []
+        for i in range(rounds):
+            ours_parts.append(drive(ours_port, duration / rounds, concurrency, True, f"run{i}"))
+            bare_parts.append(drive(bare_port, duration / rounds, concurrency, False, f"bare{i}"))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in (ours_proc, bare_proc):
+            proc.terminate()
+            proc.wait(timeout=30)
         log.close()
-    return result, count_runs(root, result)
+    ours = merge(ours_parts)
+    return ours, merge(bare_parts), count_runs(root, ours)
 
 
 def count_runs(root: Path, result: dict) -> dict:
     db = sqlite3.connect(root / ".oneiric_cache" / "workflow_runs.sqlite")
-    measured = [r for (r,) in db.execute("SELECT run_id FROM runs WHERE run_id LIKE 'run-%' AND run_id NOT LIKE 'run-warm-%'")]
+    measured = [r for (r,) in db.execute("SELECT run_id FROM runs WHERE run_id LIKE 'run%'")]
     by_status = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
     nodes_per_run = dict(db.execute(
         "SELECT n, COUNT(*) FROM (SELECT run_id, COUNT(*) AS n FROM nodes WHERE status='succeeded' GROUP BY run_id)"
@@ -217,36 +253,24 @@ def count_runs(root: Path, result: dict) -> dict:
             "by_status": by_status, "runs_by_succeeded_node_count": nodes_per_run, "runs_by_attempts": attempts}
 
 
-def bench_bare(duration: float, concurrency: int) -> dict:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/tasks/workflow", proc)
-        return drive(port, duration, concurrency, False, "bare")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=20.0, help="seconds per target (default 20)")
     p.add_argument("--concurrency", type=int, default=80, help="concurrent clients (default 80)")
+    p.add_argument("--rounds", type=int, default=4, help="alternating slices per target (default 4)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="oneiric-bench-") as tmp:
         root = Path(tmp)
         make_project(root)
-        ours, rows = bench_oneiric(root, args.duration, args.concurrency)
-        bare = bench_bare(args.duration, args.concurrency)
+        ours, bare, rows = run_interleaved(root, args.duration, args.concurrency, max(1, args.rounds))
     ratio = ours["rps"] / bare["rps"] if bare["rps"] else 0.0
     exact = rows["lost"] == 0 and rows["unanswered_rows"] == 0 and rows["by_status"].get("running", 0) == 0 \
         and set(rows["runs_by_succeeded_node_count"]) == {3} and set(rows["runs_by_attempts"]) == {1}
     for r in (ours, bare):
         r.pop("ok_ids")
     report = {"duration_s": args.duration, "concurrency": args.concurrency, "oneiric": ours, "bare_bottle": bare,
-              "ratio": ratio, "runs": rows, "exactly_once": exact}
+              "rounds": args.rounds, "ratio": ratio, "runs": rows, "exactly_once": exact}
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -254,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
               "loopback, HMAC-signed, runs durable in SQLite (WAL, synchronous=NORMAL)")
         for name, r in (("oneiric", ours), ("bare bottle", bare)):
             print(f"  {name:12s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                  f"errors {r['errors']}  ({r['requests']} requests, codes {r['codes']})")
+                  f"errors {r['errors']}  ({r['requests']} requests, codes {r['codes']}; per slice {r['slices_rps']})")
         print(f"  ratio oneiric/bare: {ratio:.2f} (target >= 0.5)")
         print(f"  runs: {rows['rows_measured']} rows for {rows['answered_200']} answers 200; lost {rows['lost']}, "
               f"extra {rows['unanswered_rows']}; by status {rows['by_status']}; "

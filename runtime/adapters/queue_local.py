@@ -117,30 +117,6 @@ class LocalQueue(Adapter):
         self._conn = conn
         if self.context is not None and self.context.log is not None and self._log is None:
             self._log = self.context.log
-        rt = (self.context.extra or {}).get("runtime") if self.context is not None else None
-        if rt is not None and hasattr(rt, "lifecycle"):
-            threading.Thread(target=self._start_when_serving, args=(rt,), name="oneiric-queue-starter",
-                             daemon=True).start()
-
-    def _start_when_serving(self, rt: Any, timeout: float = 300.0) -> None:
-        """Start dispatching once the runtime serves (accepting, with a supervisor: `orchestrate`, not a CLI verb).
-
-        `runtime.workflows.service.start(rt)` does the same explicitly; whichever runs first wins.
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._conn is not None:
-            state = getattr(rt, "lifecycle", None)
-            if state in ("stopping", "stopped"):
-                return
-            if state == "accepting" and getattr(rt, "supervisor", None) is not None:
-                from runtime.workflows.service import start
-
-                try:
-                    start(rt)
-                except Exception as exc:
-                    self._emit("ERROR", "local queue: dispatcher did not start", error=f"{type(exc).__name__}: {exc}")
-                return
-            time.sleep(0.05)
 
     def bind(self, *, target_url: str | None = None, signer: Signer | None = None,
              log: Callable[..., None] | None = None) -> None:

@@ -10,6 +10,8 @@ a run in progress elsewhere, then execution:
 200 with the result, 500 when a node failed after its retries, 503 when a
 gate closed mid-run. Error bodies are `{"error": CODE, "detail": TEXT}`.
 Every delivery logs one line with the Cloud Tasks headers and the outcome.
+In-flight accounting for the SIGTERM drain is the HTTP layer's (`rt.inflight()`
+around every request), so it is not repeated here.
 """
 
 from __future__ import annotations
@@ -126,22 +128,21 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
     except PlanError as exc:
         return _error(500, "workflow_invalid", str(exc))
     run_id = msg.get("run_id") or uuid.uuid4().hex
-    with rt.inflight():
-        try:
-            claim = svc.store.claim(workflow=workflow, run_id=run_id, task_name=task_name,
-                                    context=msg.get("context") or {})
-        except RunConflictError as exc:
-            return _error(409, "run_conflict", str(exc))
-        run_id = info["run_id"] = claim.run.run_id
-        if claim.outcome == "completed":
-            return _stored(principal, claim.run, info)
-        if claim.outcome == "busy":
-            return _error(409, "run_in_progress", f"run {run_id} is being executed; retry later",
-                          {"Retry-After": "5"})
-        info["attempt"] = claim.run.attempts
-        # the service's HMAC verifier keeps used signatures in the run store: record it with the run's end
-        used = principal.token if principal.mode == "hmac" else None
-        outcome = svc.engine.execute(claim.run, plan, used_signature=used, fresh=claim.created)
+    try:
+        claim = svc.store.claim(workflow=workflow, run_id=run_id, task_name=task_name,
+                                context=msg.get("context") or {})
+    except RunConflictError as exc:
+        return _error(409, "run_conflict", str(exc))
+    run_id = info["run_id"] = claim.run.run_id
+    if claim.outcome == "completed":
+        return _stored(principal, claim.run, info)
+    if claim.outcome == "busy":
+        return _error(409, "run_in_progress", f"run {run_id} is being executed; retry later",
+                      {"Retry-After": "5"})
+    info["attempt"] = claim.run.attempts
+    # the service's HMAC verifier keeps used signatures in the run store: record it with the run's end
+    used = principal.token if principal.mode == "hmac" else None
+    outcome = svc.engine.execute(claim.run, plan, used_signature=used, fresh=claim.created)
     if outcome.status == "succeeded":
         if used is None:
             principal.consume()

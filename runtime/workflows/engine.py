@@ -20,7 +20,8 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
 - ``inputs``: ``{dependency node id: that node's output}`` for the node's
   direct ``depends_on``, read from this run's own checkpoints.
 - The return value must be JSON-serialisable; it is the node's output,
-  checkpointed before any dependent node starts. A value that cannot be
+  checkpointed in this run (group-committed within 20 ms, see
+  runtime.workflows.runs) and handed to dependent nodes. A value that cannot be
   encoded fails the node at once (no retry).
 - Raising an exception is a failed attempt. The node is retried per its
   ``retry_policy``: up to ``attempts`` calls in this delivery, sleeping
@@ -28,14 +29,16 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
   random (capped at ``max_delay``) between them. When the last attempt fails
   the run fails (HTTP 500, so the queue redelivers); a redelivery resumes the
   run and skips every node already checkpointed. A task may therefore run
-  more than once only when it raised (or the process died) before its output
-  was checkpointed: make side effects idempotent or key them by run.
+  more than once only when it raised, or when the process died before its
+  output was committed: make side effects idempotent or key them by run.
 
 Independent nodes run concurrently on a shared pool of ``max_workers``
 threads; a run with a single ready node runs it on the caller's thread.
 Before each node starts (and before each retry), ``rt.gate("task", KEY)`` is
-asked; a pause, drain or shutdown stops dispatch, waits for nodes already
-running and leaves the run ``interrupted`` (resumable).
+asked; a pause or drain of the task key stops dispatch, waits for nodes
+already running and leaves the run ``interrupted`` (resumable). The process
+lifecycle (``starting``, ``stopping``) does not interrupt an admitted run:
+after SIGTERM in-flight runs go on to their end within the grace period.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from runtime.workflows.dag import Plan, PlanError, build_plan
 from runtime.workflows.runs import Run, RunStore, dumps
 
 DEFAULT_MAX_WORKERS = 4
+#: gate reasons that come from the process lifecycle, not from an operator's pause or drain
+LIFECYCLE_REASONS = frozenset({"starting", "stopping"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +228,13 @@ class Engine:
                 ready = plan.ready(done, [n.id for n in running.values()])
                 if len(ready) == 1 and not running:  # the common chain case: no thread hop
                     node = ready[0]
-                    interrupted = self.rt.gate("task", node.task)
+                    interrupted = self._held(node)
                     if not interrupted:
                         final = len(done) + 1 == len(plan.order)
                         settle(self._run_node(run, node, done, context_json, final))
                     continue
                 for node in ready:
-                    interrupted = self.rt.gate("task", node.task)
+                    interrupted = self._held(node)
                     if interrupted:
                         break
                     running[self._executor().submit(self._run_node, run, node, dict(done), context_json)] = node
@@ -246,6 +251,13 @@ class Engine:
             return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason), last
         result = {n.id: outputs[n.id] if n.id in outputs else json.loads(done[n.id]) for n in plan.order}
         return Outcome("succeeded", result=result), last
+
+    def _held(self, node: DagNode) -> str | None:
+        """Why `node` may not start now: a pause or drain of its task key. The process lifecycle
+        (`starting`, `stopping`) never interrupts a run already admitted, so SIGTERM lets in-flight
+        runs finish within the grace period."""
+        reason = self.rt.gate("task", node.task)
+        return None if reason in LIFECYCLE_REASONS else reason
 
     def _payload_json(self, workflow: str, node: DagNode) -> str:
         key = (workflow, node.id)
@@ -273,7 +285,7 @@ class Engine:
         for attempt in range(1, policy.attempts + 1):
             if attempt > 1:
                 self._sleep(retry_delay(policy, attempt - 1, self._rng))
-                reason = self.rt.gate("task", node.task)
+                reason = self._held(node)
                 if reason:
                     self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt - 1,
                                            error=error, started_at=started)

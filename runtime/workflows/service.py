@@ -58,12 +58,18 @@ class WorkflowService:
         self._key: tuple[bytes, float] | None = None
         self._embedded_queue: Any = None
         self._started: Any = None
+        self._http: tuple[Any, dict[str, Any]] | None = None
 
     # -- settings -------------------------------------------------------------
 
     @property
     def http(self) -> dict[str, Any]:
-        return _section(self.rt.settings, "http")
+        """`settings.http`, re-read when the runtime swaps its settings object (a reload)."""
+        settings = self.rt.settings
+        cached = self._http
+        if cached is None or cached[0] is not settings:
+            cached = self._http = (settings, _section(settings, "http"))
+        return cached[1]
 
     @property
     def max_body_bytes(self) -> int:

@@ -96,7 +96,7 @@ entries:
   - domain: workflow
     key: ingest
     provider: dag
-    factory: "oneiric.demo.tasks:load"
+    factory: "runtime.workflows.engine:Engine"
     dag:
       nodes:
         - {id: extract, task: extract}
@@ -105,7 +105,7 @@ entries:
   - domain: workflow
     key: flaky
     provider: dag
-    factory: "oneiric.demo.tasks:load"
+    factory: "runtime.workflows.engine:Engine"
     dag:
       nodes:
         - {id: extract, task: extract}

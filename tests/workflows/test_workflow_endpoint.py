@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -16,8 +15,14 @@ from runtime.workflows.service import WorkflowService, _services, service_for
 
 from .conftest import HMAC_KEY, FakeRuntime, effects, wait_for
 
-#: each delivery signs with a distinct timestamp (an identical t and body is, by design, a replay)
-_age = itertools.count()
+#: each delivery signs with a distinct timestamp (an identical t and body is, by design, a replay):
+#: now, or one second before the previous one, whichever is earlier
+_last_t = [int(time.time()) + 1]
+
+
+def _fresh_t() -> int:
+    _last_t[0] = min(int(time.time()), _last_t[0] - 1)
+    return _last_t[0]
 
 
 def deliver(rt: Any, obj: Any, *, task: str | None = None, retry: int = 0, signed: bool = True,
@@ -28,7 +33,7 @@ def deliver(rt: Any, obj: Any, *, task: str | None = None, retry: int = 0, signe
     if task:
         headers["X-CloudTasks-TaskName"] = task
     if signed:
-        headers["X-Oneiric-Signature"] = sign(HMAC_KEY.encode(), body, int(time.time()) - next(_age) % 200)
+        headers["X-Oneiric-Signature"] = sign(HMAC_KEY.encode(), body, _fresh_t())
     headers.update(extra or {})
     return handle_delivery(rt, body, headers)
 

@@ -219,3 +219,10 @@ def test_engine_gives_every_call_fresh_arguments(tmp_path):
     assert outcome.result["a"] == {"records": ["r"], "count": 1}  # inputs were copies
     assert engine.store.get("run-1").context == {"records": ["r"]}
     engine.close()
+
+
+def test_engine_lets_an_admitted_run_finish_while_the_process_is_stopping(tmp_path):
+    rt = FakeRuntime(tmp_path)
+    engine = _engine(rt)
+    rt.gates[("*", "*")] = "stopping"  # SIGTERM arrived after the delivery was admitted
+    assert _run(engine, "ingest", {}).status == "succeeded"
