@@ -23,14 +23,14 @@ _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 def mask(value, key=""):
     """Replace volatile values (times, pids, digests, tmp paths, adapters' free-text details) so snapshots
     only hold the contract."""
+    if key == "detail" and value is not None:  # free-form, owned by each adapter
+        return "<detail>"
     if isinstance(value, dict):
         return {k: mask(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v, key) for v in value]
     if key == "pid":
         return "<pid>"
-    if key == "detail" and value is not None:  # free text owned by each adapter
-        return "<detail>"
     if isinstance(value, str) and _TIME.match(value):
         return "<time>"
     if isinstance(value, str) and value.startswith("sha256:"):
