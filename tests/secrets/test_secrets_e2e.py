@@ -115,3 +115,123 @@ def test_serverless_profile_missing_credentials_fail_fast_and_clearly(ref_projec
     detail = report["secrets"]["detail"]
     assert "Application Default Credentials" in detail and "roles/secretmanager.secretAccessor" in detail
     assert sm.calls["AccessSecretVersion"] == 0
+
+
+# ---------------------------------------------------------------------- precedence
+
+PROBE_MODULE = '''"""A third-party adapter that reports fingerprints of the settings it was built with."""
+import hashlib
+
+from runtime.adapters.base import Adapter, SecretValue
+
+
+def fingerprint(value):
+    if isinstance(value, SecretValue):
+        return "secret:" + hashlib.sha256(value.reveal().encode()).hexdigest()[:16]
+    return "plain:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+
+
+class Probe(Adapter):
+    name = "probe"
+
+    def health(self):
+        s = self.settings
+        return {"status": "ready", "detail": {"token": fingerprint(s.get("token")),
+                                              "pinned": fingerprint(s.get("pinned")),
+                                              "label": s.get("label"), "limit": s.get("limit")}}
+'''
+
+PROBE_ENTRY = '''
+  - domain: adapter
+    key: probe
+    provider: probe
+    factory: secretprobe:Probe
+    settings_schema:
+      type: object
+      additionalProperties: false
+      required: [token, pinned]
+      properties:
+        token: {type: string, pattern: "^secret://"}
+        pinned: {type: string, pattern: "^secret://"}
+        label: {type: string, default: from-schema}
+        limit: {type: integer, default: 5}
+'''
+
+TOKEN_V1, TOKEN_V2, ENV_TOKEN = "probe-token-v1-Lk3", "probe-token-v2-Rw8", "token-from-env-Jd5"
+TOKEN_VAR = "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__TOKEN"
+
+
+def fp(value: str, kind: str = "secret") -> str:
+    import hashlib
+
+    return f"{kind}:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def probe_compiled(reference_compiled, tmp_path_factory):
+    """The reference project plus a `probe` adapter whose settings mix secret refs, file values and defaults."""
+    import shutil
+
+    import tomlkit
+
+    from conftest import compile_project
+
+    project = tmp_path_factory.mktemp("secrets-precedence") / "project"
+    shutil.copytree(reference_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
+    (project / "config" / "default.toml").unlink()  # only the serverless profile matters here
+    (project / "secretprobe.py").write_text(PROBE_MODULE, encoding="utf-8")
+    manifest = project / "deployment" / "manifests" / "serverless.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + PROBE_ENTRY, encoding="utf-8")
+    settings = project / "config" / "serverless.toml"
+    doc = tomlkit.parse(settings.read_text(encoding="utf-8"))
+    doc["adapters"]["selections"]["probe"] = "probe"
+    doc["adapters"]["provider_settings"]["probe"] = {
+        "token": "secret://probe-token", "pinned": "secret://probe-token@1", "label": "from-file"}
+    doc["security"] = {"factory_allowlist": ["runtime.adapters", "oneiric.demo", "secretprobe"]}
+    settings.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    compile_project(project, clean_env(tmp_path_factory.mktemp("gcloud")))
+    return project
+
+
+PRECEDENCE = [
+    # (row, environment, expected probe settings, expected secrets provider)
+    ("artifact: file values, schema default, secrets by reference", {},
+     {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-file", "limit": 5}, "gcp.secret_manager"),
+    ("env beats the artifact; a secret-bound key keeps its secret",
+     {TOKEN_VAR: ENV_TOKEN, "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LABEL": "from-env",
+      "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LIMIT": "9"},
+     {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-env", "limit": 9}, "gcp.secret_manager"),
+    ("the env provider's variables mean nothing to Secret Manager",
+     {"ONEIRIC_SECRET_PROBE_TOKEN": ENV_TOKEN},
+     {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-file", "limit": 5}, "gcp.secret_manager"),
+    ("local fallback: provider switched to env, the secret comes from ONEIRIC_SECRET_*",
+     {"ONEIRIC_SECRETS__PROVIDER": "env", "ONEIRIC_SECRET_PROBE_TOKEN": ENV_TOKEN,
+      "ONEIRIC_SECRET_PGVECTOR_DSN": DSN},
+     {"token": fp(ENV_TOKEN), "pinned": fp(ENV_TOKEN), "label": "from-file", "limit": 5}, "env"),
+]
+
+
+@pytest.mark.parametrize("row, environ, expected, provider", PRECEDENCE, ids=[r[0] for r in PRECEDENCE])
+def test_serverless_profile_precedence_table(probe_compiled, sm, tmp_path, row, environ, expected, provider):
+    sm.put("pgvector-dsn", DSN)
+    sm.put("probe-token", TOKEN_V1, TOKEN_V2)
+    result, report = probe(probe_compiled, tmp_path, **environ)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["secrets"]["provider"] == provider and report["secrets"]["status"] == "ready"
+    assert report["adapters"]["adapter/probe"]["detail"] == expected
+    output = result.stdout + result.stderr
+    if TOKEN_VAR in environ:  # ignored, and the warning names both the variable and the key
+        warning = next((line for line in output.splitlines() if TOKEN_VAR in line), "")
+        assert "adapters.provider_settings.probe.token" in warning, output
+        assert "ignored" in warning
+    for value in (TOKEN_V1, TOKEN_V2, ENV_TOKEN, DSN):
+        assert value not in output
+
+
+def test_serverless_profile_secret_bound_keys_are_marked_in_the_artifact(probe_compiled):
+    profile = json.loads((probe_compiled / "build" / "serverless_profile.json").read_text())
+    keys = {k["name"]: k for k in profile["env_keys"]}
+    assert keys[TOKEN_VAR]["secret_bound"] is True
+    assert keys["ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LABEL"]["secret_bound"] is False
+    refs = {(s["name"], s["version"]) for s in profile["secrets"]}
+    assert {("probe-token", "latest"), ("probe-token", "1"), ("pgvector-dsn", "latest")} <= refs
