@@ -200,6 +200,7 @@ def run_probe(root: Path, name: str, profile_path: Path, demo: bool, environ: Ma
         return {"available": False, "command": shown, "exit_code": proc.returncode,
                 "detail": (lines[-1] if lines else f"no output (exit {proc.returncode})")[:300]}
     secrets = record.get("secrets") or {}
+    lifecycle = record.get("lifecycle_state") or {}
     return {
         "available": True,
         "command": shown,
@@ -207,6 +208,8 @@ def run_probe(root: Path, name: str, profile_path: Path, demo: bool, environ: Ma
         "status": record.get("status"),
         "secrets": {"provider": secrets.get("provider"), "status": secrets.get("status"),
                     "detail": secrets.get("detail"), "missing": list(secrets.get("missing") or [])},
+        "activity_state": lifecycle.get("activity_state"),
+        "supervisor_enabled": (lifecycle.get("supervisor") or {}).get("enabled"),
         "adapters": {key: value.get("status") for key, value in sorted((record.get("adapters") or {}).items())
                      if isinstance(value, dict)},
     }

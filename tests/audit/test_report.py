@@ -102,7 +102,8 @@ def test_probe_includes_secrets_and_status(project: Path):
     ready = run_cli("report", "--probe", cwd=project, env=PROBE_ENV)
     assert ready.returncode == 0, ready.stderr
     assert ("Live probe (`python -m oneiric.cli --profile serverless health --probe --json`): secrets `env` "
-            "status **ready**; overall health **healthy**.") in ready.stdout
+            "status **ready**; overall health **healthy**, activity state `accepting`, supervisor enabled `true`.") \
+        in ready.stdout
     assert "| `vector` | `memory` | `oneiric.demo.vector:MemoryVectorStore` | selected at config/serverless.toml:8:1 | yes | ready |" \
         in ready.stdout
     missing = run_cli("report", "--probe", cwd=project)
