@@ -10,6 +10,8 @@ a run in progress elsewhere, then execution:
 200 with the result, 500 when a node failed after its retries, 503 when a
 gate closed mid-run. Error bodies are `{"error": CODE, "detail": TEXT}`.
 Every delivery logs one line with the Cloud Tasks headers and the outcome.
+At most `service.ADMISSION` runs execute at once; a delivery waits up to
+`ADMISSION_WAIT` (50 ms) for a slot, then runs anyway.
 In-flight accounting for the SIGTERM drain is the HTTP layer's (`rt.inflight()`
 around every request), so it is not repeated here.
 """
@@ -128,6 +130,16 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
     except PlanError as exc:
         return _error(500, "workflow_invalid", str(exc))
     run_id = msg.get("run_id") or uuid.uuid4().hex
+    admitted = svc.admission.acquire(timeout=svc.admission_wait)
+    try:
+        return _run(svc, principal, msg, workflow, run_id, task_name, plan, info)
+    finally:
+        if admitted:
+            svc.admission.release()
+
+
+def _run(svc: Any, principal: Any, msg: dict[str, Any], workflow: str, run_id: str, task_name: str | None,
+         plan: Any, info: dict[str, Any]) -> Response:
     try:
         claim = svc.store.claim(workflow=workflow, run_id=run_id, task_name=task_name,
                                 context=msg.get("context") or {})

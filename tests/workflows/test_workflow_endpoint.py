@@ -195,3 +195,24 @@ def test_oidc_mode_through_the_endpoint(tmp_path):
     finally:
         ks.httpd.shutdown()
         ks.httpd.server_close()
+
+
+def test_admission_slots_never_hold_long_runs_back_for_more_than_the_wait(fake_rt):
+    svc = service_for(fake_rt)
+    svc.admission = threading.BoundedSemaphore(2)
+    svc.admission_wait = 0.05
+    results: list = []
+
+    def one(i: int) -> None:
+        results.append(deliver(fake_rt, {"workflow": "slow", "run_id": f"long-{i}", "context": {"sleep_seconds": 0.5}}))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    assert [r[0] for r in results] == [200] * 6
+    assert elapsed < 1.2  # 3 x 0.5 s if the two slots serialised them
+    assert svc.admission.acquire(blocking=False) and svc.admission.acquire(blocking=False)  # all released
