@@ -235,3 +235,127 @@ def test_serverless_profile_secret_bound_keys_are_marked_in_the_artifact(probe_c
     assert keys["ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LABEL"]["secret_bound"] is False
     refs = {(s["name"], s["version"]) for s in profile["secrets"]}
     assert {("probe-token", "latest"), ("probe-token", "1"), ("pgvector-dsn", "latest")} <= refs
+
+
+# ---------------------------------------------------------------------- redaction sweep
+
+
+def orchestrate_briefly(project, tmp_path, **env):
+    """`orchestrate --profile serverless --no-remote` until /healthz answers 200, one request, then SIGTERM."""
+    import signal
+    import subprocess
+    import urllib.request
+
+    from conftest import free_port
+
+    port = free_port()
+    argv = [PYTHON, "-m", "oneiric.cli", "orchestrate", "--profile", "serverless", "--no-remote",
+            "--http-host", "127.0.0.1", "--http-port", str(port)]
+    proc = subprocess.Popen(argv, cwd=project, env=clean_env(tmp_path, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    body, deadline = None, time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        body = resp.read().decode()
+                        break
+            except OSError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert body is not None, f"/healthz never answered 200:\n{out}\n{err}"
+    return proc.returncode, body, out, err
+
+
+def test_serverless_profile_redaction_sweep(probe_compiled, sm, tmp_path):
+    """Compile and run with known secret values, then search every file written and all output for them."""
+    import shutil
+
+    from conftest import ONEIRIC
+
+    project = tmp_path / "swept"
+    shutil.copytree(probe_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
+    sm.put("pgvector-dsn", DSN)
+    sm.put("probe-token", TOKEN_V1, TOKEN_V2)
+    env = clean_env(tmp_path)
+    said: list[str] = []
+
+    def cli(*args, expect=None, **extra):
+        result = run([PYTHON, "-m", "oneiric.cli", *args], project,
+                     clean_env(tmp_path, ONEIRIC_PROFILE="serverless", **extra))
+        said.extend([result.stdout, result.stderr])
+        if expect is not None:
+            assert result.returncode == expect, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+    compiled = run([ONEIRIC, "compile", "--project-dir", str(project)], tmp_path, env)
+    said += [compiled.stdout, compiled.stderr]
+    assert compiled.returncode == 0, compiled.stderr
+
+    def tool(*args):
+        result = run([ONEIRIC, *args, "--project-dir", str(project)], tmp_path, env)
+        said.extend([result.stdout, result.stderr])
+        assert result.returncode in (0, 1), result.stderr
+        return result
+
+    # independent runs at once, to keep the suite fast; the fake answers them all
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        jobs = [
+            pool.submit(cli, "health", "--probe", "--json", expect=0),
+            pool.submit(cli, "supervisor-info", "--json", expect=0),
+            # an operator who tries to override a secret-bound key from the environment
+            pool.submit(cli, "health", "--probe", "--json", expect=0, **{TOKEN_VAR: ENV_TOKEN}),
+            pool.submit(orchestrate_briefly, project, tmp_path),
+            pool.submit(tool, "explain", "adapters.provider_settings.probe.token", "--profile", "serverless"),
+            pool.submit(tool, "report", "--probe", "--output", str(project / "notes.md")),
+        ]
+        results = [job.result() for job in jobs]
+    assert json.loads(results[0].stdout)["secrets"]["status"] == "ready"
+    code, body, out, err = results[3]
+    said += [body, out, err]
+    assert code == 0, out + err
+    cli("health", "--json")  # reads the runtime_health.json the orchestrator left
+    cli("activity", "--json", expect=0)
+    # a failure path: its messages must not carry values either
+    sm.deny("probe-token")
+    failed = json.loads(cli("health", "--probe", "--json", expect=1).stdout)
+    assert failed["secrets"]["status"] == "error" and "permission denied" in failed["secrets"]["detail"]
+
+    files = [p for p in project.rglob("*") if p.is_file()]
+    written = [p for p in files if p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert any(p.name == "runtime_health.json" for p in written)
+    assert any(p.parent.name == "build" for p in written)
+    blobs = [(str(p.relative_to(project)), p.read_bytes()) for p in files]
+    blobs += [(f"output #{i}", text.encode()) for i, text in enumerate(said)]
+    assert len(said) >= 16 and sum(len(b) for _, b in blobs) > 10_000  # the sweep saw real material
+    assert not find_leaks(blobs, SWEPT_VALUES)
+
+
+SWEPT_VALUES = (DSN, "Pw-e2e-7Hq2", TOKEN_V1, TOKEN_V2, ENV_TOKEN)
+
+
+def find_leaks(blobs, values):
+    """(where, value) for every blob holding a value, raw or base64-encoded."""
+    import base64
+
+    leaks = []
+    for value in values:
+        for form in (value.encode(), base64.b64encode(value.encode())):
+            leaks += [(where, value) for where, blob in blobs if form in blob]
+    return leaks
+
+
+def test_the_sweep_finds_planted_values():
+    import base64
+
+    blobs = [("clean", b"nothing here"), ("raw", b'{"dsn": "' + DSN.encode() + b'"}'),
+             ("b64", b"x" + base64.b64encode(TOKEN_V2.encode()) + b"y")]
+    assert find_leaks(blobs, SWEPT_VALUES) == [("raw", DSN), ("raw", "Pw-e2e-7Hq2"), ("b64", TOKEN_V2)]
