@@ -28,6 +28,9 @@ def _fail_usage(ctx: click.Context, message: str) -> None:
 def diff_cmd(ctx, old, new, as_json):
     """Semantic diff of two artifacts of the same kind; OLD and NEW are files or REV:PATH (read via git).
 
+    REV:PATH is read with `git show`, so PATH is from the repository root
+    (HEAD~1:build/serverless_profile.json) or, starting with ./, from the current directory.
+
     Entries and selections are matched by domain/key/provider, order is ignored; a changed
     setting shows the file and line that set it on each side. Exit 0 same, 1 differ, 2 usage.
     """
