@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from conftest import PYTHON, clean_env, run
+from sm_helpers import PYTHON, clean_env, run
 
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 DSN = "postgresql://vectors:Pw-e2e-7Hq2@db.internal:5432/embeddings"
@@ -174,7 +174,7 @@ def probe_compiled(reference_compiled, tmp_path_factory):
 
     import tomlkit
 
-    from conftest import compile_project
+    from sm_helpers import compile_project
 
     project = tmp_path_factory.mktemp("secrets-precedence") / "project"
     shutil.copytree(reference_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
@@ -246,7 +246,7 @@ def orchestrate_briefly(project, tmp_path, **env):
     import subprocess
     import urllib.request
 
-    from conftest import free_port
+    from sm_helpers import free_port
 
     port = free_port()
     argv = [PYTHON, "-m", "oneiric.cli", "orchestrate", "--profile", "serverless", "--no-remote",
@@ -277,7 +277,7 @@ def test_serverless_profile_redaction_sweep(probe_compiled, sm, tmp_path):
     """Compile and run with known secret values, then search every file written and all output for them."""
     import shutil
 
-    from conftest import ONEIRIC
+    from sm_helpers import ONEIRIC
 
     project = tmp_path / "swept"
     shutil.copytree(probe_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
