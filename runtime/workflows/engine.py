@@ -110,10 +110,24 @@ class Engine:
         self._plans: dict[str, Plan] = {}
         self._factories: dict[str, Callable[..., Any]] = {}
         self._payloads: dict[tuple[str, str], str] = {}
-        self._workflows = self._index("workflow")
-        self._tasks = self._index("task")
+        self._seen: tuple[Any, Any] = (None, None)
+        self._workflows: dict[str, Entry] = {}
+        self._tasks: dict[str, Entry] = {}
+        self._refresh()
 
     # -- definitions ----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Re-index when the runtime swapped its manifest or profile (a reload); runs already
+        executing keep the plan they started with."""
+        manifest, profile = self.rt.manifest, self.rt.profile
+        if self._seen[0] is manifest and self._seen[1] is profile:
+            return
+        with self._lock:
+            self._workflows = self._index("workflow")
+            self._tasks = self._index("task")
+            self._plans, self._factories, self._payloads = {}, {}, {}
+            self._seen = (manifest, profile)
 
     def _index(self, domain: str) -> dict[str, Entry]:
         by_key: dict[str, list[Entry]] = {}
@@ -130,12 +144,15 @@ class Engine:
         return out
 
     def workflows(self) -> dict[str, Entry]:
+        self._refresh()
         return dict(self._workflows)
 
     def workflow(self, key: str) -> Entry | None:
+        self._refresh()
         return self._workflows.get(key)
 
     def plan(self, key: str) -> Plan:
+        self._refresh()
         plan = self._plans.get(key)
         if plan is None:
             entry = self._workflows.get(key)

@@ -226,3 +226,15 @@ def test_engine_lets_an_admitted_run_finish_while_the_process_is_stopping(tmp_pa
     engine = _engine(rt)
     rt.gates[("*", "*")] = "stopping"  # SIGTERM arrived after the delivery was admitted
     assert _run(engine, "ingest", {}).status == "succeeded"
+
+
+def test_engine_follows_a_manifest_swap(tmp_path):
+    import dataclasses
+
+    rt = FakeRuntime(tmp_path)
+    engine = _engine(rt)
+    assert engine.workflow("ingest") is not None and engine.workflow("later") is None
+    extra = workflow_entry("later", [node("x", "noop")])
+    rt.manifest = dataclasses.replace(rt.manifest, entries=rt.manifest.entries + (extra,))
+    assert engine.workflow("later") is not None
+    assert _run(engine, "later", {}).result == {"x": {"ok": True}}
