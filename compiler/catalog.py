@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.builtins import ALIASES, BUILTIN_PROVIDERS, SELECTION_SECTIONS
-from compiler.diagnostics import Diagnostic, Document, suggest
+from compiler.diagnostics import Diagnostic, Document, Span, suggest
 from compiler.layering import Layers
 from compiler.schema import load_schema
 from runtime.model import Entry
@@ -106,7 +106,7 @@ def choose(catalog: Catalog, layers: Layers, doc: Document | None) -> tuple[dict
             errors.append(Diagnostic("select.ambiguous",
                                      f"{domain} {key!r}: providers {', '.join(sorted(tied))} tie on "
                                      f"(priority, stack_level) = ({top.priority}, {top.stack_level})",
-                                     _entry_span(top, doc), "",
+                                     Span.parse(top.origin), "",
                                      f"select one under [{section}.selections] {key} = \"...\""))
             continue
         out[(domain, key)] = Choice(top, f"highest (priority, stack_level) = ({top.priority}, {top.stack_level})")
@@ -121,12 +121,3 @@ def _selection_leaves(layers: Layers, section: str):
 
 def _span(doc: Document | None, pointer: str, key: bool = False):
     return doc.span(pointer, key=key) if doc is not None else None
-
-
-def _entry_span(candidate: Candidate, doc: Document | None):
-    from compiler.diagnostics import Span
-
-    if candidate.origin != "builtin" and candidate.origin.count(":") >= 2:
-        file, line, col = candidate.origin.rsplit(":", 2)
-        return Span(file, int(line), int(col))
-    return None

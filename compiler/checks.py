@@ -24,10 +24,7 @@ _DSN_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^@/\s]+@")
 
 
 def entry_span(entry: Entry) -> Span | None:
-    if entry.source.count(":") >= 2:
-        file, line, col = entry.source.rsplit(":", 2)
-        return Span(file, int(line), int(col))
-    return None
+    return Span.parse(entry.source)
 
 
 def _at(docs: dict[str, Document], entry: Entry, suffix: str) -> tuple[Span | None, str]:

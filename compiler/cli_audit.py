@@ -143,7 +143,8 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
 @click.option("--against", help="the previous build: a git revision, a directory of artifacts or a profile artifact")
 @click.option("--probe", is_flag=True,
               help="run `oneiric health --probe --json` for each profile and include its secrets and status")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="write the notes here (default: stdout)")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the notes here (default: stdout)")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="your own jinja2 template (default: compiler/templates/release.md.j2)")
 @click.pass_context

@@ -17,6 +17,15 @@ class Span(NamedTuple):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    @classmethod
+    def parse(cls, text: str) -> "Span | None":
+        """`file:line:col` back to a Span (None for origins like "builtin")."""
+        file, _, rest = text.rpartition(":")
+        file, _, line = file.rpartition(":")
+        if not file or not line.isdigit() or not rest.isdigit():
+            return None
+        return cls(file, int(line), int(rest))
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:

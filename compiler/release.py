@@ -242,7 +242,8 @@ def _previous(against: str, build: Path, name: str, profile_files: int) -> tuple
                 profile_path = target
             old_profile = parse(profile_path.read_bytes(), str(profile_path))
             if target.is_file() and (old_profile.get("profile") or {}).get("name") != name and profile_files > 1:
-                return against, None, None, f"{against} is the {((old_profile.get('profile') or {}).get('name'))} profile"
+                other = (old_profile.get("profile") or {}).get("name")
+                return against, None, None, f"{against} is the {other} profile"
             link = (old_profile.get("manifest") or {}).get("path")
             manifest_path = profile_path.parent / link if link else None
             old_manifest = parse(manifest_path.read_bytes(), str(manifest_path)) \
