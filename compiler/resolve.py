@@ -7,9 +7,9 @@ from typing import Any
 
 import oneiric
 from compiler import checks
-from compiler.catalog import Candidate, build_catalog, choose
+from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
-from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
+from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts, suggest
 from compiler.layering import SCHEMA_DEFAULT, Layers, build_layers, schema_defaults
 from compiler.profiles import resolve_profile
 from compiler.schema import check_document, check_subtree, load_schema
@@ -86,7 +86,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     catalog = build_catalog(entries)
     chosen, found = choose(catalog, layers, settings)
     errors.extend(found)
-    checks_secrets_provider(layers)
+    canonicalise_secrets_provider(layers)
     selections: list[Selection] = []
     provider_schemas: dict[tuple[str, ...], dict[str, Any]] = {}
     for (domain, key), choice in sorted(chosen.items()):
@@ -194,8 +194,6 @@ def _unused_provider_settings(catalog, layers: Layers, doc: Document | None) -> 
     out = []
     for name in named:
         if name not in known:
-            from compiler.diagnostics import suggest
-
             near = suggest(name, known)
             pointer = f"/adapters/provider_settings/{name}"
             out.append(Diagnostic("select.unknown-provider", f"provider_settings for unknown provider {name!r}",
