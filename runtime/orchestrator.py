@@ -110,7 +110,8 @@ class Runtime:
 
     @property
     def secrets_provider(self) -> str:
-        return str(get_path(self.settings, "secrets.provider", "env"))
+        provider = str(get_path(self.settings, "secrets.provider", "env"))
+        return "gcp.secret_manager" if provider == "gcp" else provider  # the alias, as the compiler rewrites it
 
     @property
     def windows(self) -> list[dict[str, Any]]:
