@@ -133,7 +133,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     return Resolved(manifest, profile_artifact)
 
 
-def checks_secrets_provider(layers: Layers) -> str:
+def canonicalise_secrets_provider(layers: Layers) -> str:
     """Rewrite the `gcp` alias in place, keeping the leaf's provenance."""
     from compiler.catalog import canonical_provider
 
