@@ -85,6 +85,11 @@ class _NodeResult:
     deferred: bool = False  # succeeded but not checkpointed yet: the caller writes it with the run's end
 
 
+def _fresh(text: str) -> Any:
+    """A new object from JSON text: every task call gets its own copy."""
+    return {} if text == "{}" else json.loads(text)
+
+
 def retry_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""
     base = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
@@ -309,8 +314,8 @@ class Engine:
                     return _NodeResult(node, "interrupted", reason=reason)
             try:
                 # fresh copies for every call: JSON text decoded anew (faster than deepcopy)
-                output = fn(json.loads(payload_json), json.loads(context_json),
-                            {d: json.loads(t) for d, t in inputs_json.items()})
+                output = fn(_fresh(payload_json), _fresh(context_json),
+                            {d: _fresh(t) for d, t in inputs_json.items()})
             except Exception as exc:  # a failed attempt; the task's own error text
                 error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
                 self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)

@@ -143,9 +143,18 @@ def _run(row: tuple) -> Run:
                json.loads(row[8]) if row[8] is not None else None, json.loads(row[9]), row[10], row[11])
 
 
+_NODE_UPSERT = (
+    "INSERT INTO nodes (run_id, node_id, status, attempts, output, error, started_at, finished_at)"
+    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, node_id) DO UPDATE SET status=excluded.status,"
+    " attempts=nodes.attempts+excluded.attempts, output=excluded.output, error=excluded.error,"
+    " started_at=COALESCE(nodes.started_at, excluded.started_at), finished_at=excluded.finished_at")
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj: Any) -> str:
     """The store's JSON encoding: sorted keys, compact, UTF-8, no NaN (raises ValueError/TypeError)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
 class RunStore:
@@ -370,9 +379,8 @@ class RunStore:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
             now = time.time()
-            for run_id, items in batch.items():
-                for args in items:
-                    self._write_node(c, *args[:8], renew=False, finished_at=args[8])
+            self._write_pending(c, [args for items in batch.values() for args in items])
+            for run_id in batch:
                 if now >= self._renew_at.get(run_id, 0.0):
                     c.execute("UPDATE runs SET updated_at=?, lease_until=? WHERE run_id=?",
                               (now, now + self._lease_seconds, run_id))
@@ -384,15 +392,18 @@ class RunStore:
                     renew: bool = True, finished_at: float | None = None) -> None:
         now = time.time()
         out = (output_json if output_json is not None else dumps(output)) if status == "succeeded" else None
-        c.execute("INSERT INTO nodes (run_id, node_id, status, attempts, output, error, started_at, finished_at)"
-                  " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id, node_id) DO UPDATE SET status=excluded.status,"
-                  " attempts=nodes.attempts+excluded.attempts, output=excluded.output, error=excluded.error,"
-                  " started_at=COALESCE(nodes.started_at, excluded.started_at), finished_at=excluded.finished_at",
-                  (run_id, node_id, status, attempts, out, error, started_at, finished_at or now))
+        c.execute(_NODE_UPSERT, (run_id, node_id, status, attempts, out, error, started_at, finished_at or now))
         if renew:
             c.execute("UPDATE runs SET updated_at=?, lease_until=? WHERE run_id=?",
                       (now, now + self._lease_seconds, run_id))
             self._renew_at[run_id] = now + self._lease_seconds / 2
+
+    @staticmethod
+    def _write_pending(c: sqlite3.Connection, items: list[tuple]) -> None:
+        """Pending checkpoints, `(run_id, node_id, status, attempts, None, error, started_at, output_json,
+        finished_at)` each, in one statement."""
+        if items:
+            c.executemany(_NODE_UPSERT, [(a[0], a[1], a[2], a[3], a[7], a[5], a[6], a[8]) for a in items])
 
     def finish(self, run_id: str, *, status: str, result: Any = None, error: str | None = None,
                node: dict[str, Any] | None = None, used_signature: tuple[str, float] | None = None) -> None:
@@ -405,8 +416,7 @@ class RunStore:
         with self._tx() as c:
             with self._pending_lock:
                 pending = self._pending.pop(run_id, [])
-            for args in pending:
-                self._write_node(c, *args[:8], renew=False, finished_at=args[8])
+            self._write_pending(c, pending)
             if node is not None:
                 self._write_node(c, run_id, node["node_id"], node["status"], node["attempts"], node.get("output"),
                                  node.get("error"), node.get("started_at"), node.get("output_json"), renew=False)

@@ -238,3 +238,25 @@ def test_engine_follows_a_manifest_swap(tmp_path):
     rt.manifest = dataclasses.replace(rt.manifest, entries=rt.manifest.entries + (extra,))
     assert engine.workflow("later") is not None
     assert _run(engine, "later", {}).result == {"x": {"ok": True}}
+
+
+def test_checkpoints_are_group_committed_within_the_interval(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path, checkpoint_interval=0.05)
+    store.claim(workflow="w", run_id="r", task_name=None, context={})
+    store.record_node("r", "a", status="succeeded", attempts=1, output={"v": 1})
+    store.record_node("r", "b", status="succeeded", attempts=1, output={"v": 2})
+    assert store.completed_outputs("r") == {"a": {"v": 1}, "b": {"v": 2}}  # pending ones count already
+
+    def committed() -> int:
+        with sqlite3.connect(path) as other:  # what another process (or a restart) would see
+            return other.execute("SELECT COUNT(*) FROM nodes WHERE run_id='r'").fetchone()[0]
+
+    t0 = time.monotonic()
+    while committed() < 2:
+        assert time.monotonic() - t0 < 2, "checkpoints not committed by the flusher"
+        time.sleep(0.01)
+    store.record_node("r", "c", status="succeeded", attempts=1, output={"v": 3})
+    store.finish("r", status="succeeded", result={})  # the run's end commits its own pending checkpoints
+    assert committed() == 3
+    store.close()
