@@ -143,6 +143,9 @@ class SecretManagerSecrets(SecretsAdapter):
                   provider=self.name, elapsed_ms=round(self.prefetch_ms, 1))
 
     def _build_client(self) -> Any:
+        # gRPC's C core otherwise writes INFO lines (e.g. "Got goaway") to stderr, which Cloud Run
+        # files as errors; an operator's own GRPC_VERBOSITY wins.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         from google.api_core import exceptions as api_exceptions
         from google.cloud.secretmanager_v1.services.secret_manager_service import SecretManagerServiceClient
 

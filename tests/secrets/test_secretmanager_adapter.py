@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -68,6 +69,15 @@ def test_factory_string_loads_without_importing_the_sdk():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert load_factory(FACTORY, ["runtime.adapters"]) is SecretManagerSecrets
+
+
+def test_grpc_info_logs_stay_off_stderr_unless_asked_for(fake_sm, make, monkeypatch):
+    monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
+    make().activate()
+    assert os.environ["GRPC_VERBOSITY"] == "ERROR"
+    monkeypatch.setenv("GRPC_VERBOSITY", "DEBUG")
+    make().activate()
+    assert os.environ["GRPC_VERBOSITY"] == "DEBUG"
 
 
 def test_ready_when_every_reference_resolves(fake_sm, make):
