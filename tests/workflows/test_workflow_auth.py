@@ -21,9 +21,9 @@ import pytest
 from runtime.tasks_auth import (AuthError, HmacVerifier, JwksCache, OidcVerifier, ReplayCache,
                                 rsa_pkcs1v15_sha256_verify, sign)
 
-crypto = pytest.importorskip("cryptography")
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+import shutil
+import subprocess
+import tempfile
 
 AUDIENCE = "https://oneiric.test/tasks/workflow"
 SA = "tasks-invoker@oneiric-test.iam.gserviceaccount.com"
@@ -83,6 +83,49 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _has_cryptography() -> bool:
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = [b for b, ok in (("cryptography", _has_cryptography()), ("openssl", bool(shutil.which("openssl")))) if ok]
+
+
+class LocalKey:
+    """A locally generated 2048-bit RSA key: the `cryptography` package when installed, else the openssl CLI."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        self.backend = backend or BACKENDS[0]
+        if self.backend == "cryptography":
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            nums = self._key.public_key().public_numbers()
+            self.n, self.e = nums.n, nums.e
+        else:
+            self._dir = tempfile.mkdtemp(prefix="oneiric-rsa-")
+            self._pem = os.path.join(self._dir, "key.pem")
+            subprocess.run(["openssl", "genrsa", "-out", self._pem, "2048"], check=True, capture_output=True)
+            out = subprocess.run(["openssl", "rsa", "-in", self._pem, "-noout", "-text"], check=True,
+                                 capture_output=True, text=True).stdout
+            self.e = int(out.split("publicExponent:")[1].split()[0])
+            modulus = out.split("modulus:")[1].split("publicExponent")[0]
+            self.n = int("".join(modulus.split()).replace(":", ""), 16)
+
+    def sign(self, data: bytes, digest: str = "sha256") -> bytes:
+        """RSASSA-PKCS1-v1_5 over `data` with `digest`."""
+        if self.backend == "cryptography":
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            return self._key.sign(data, padding.PKCS1v15(), {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}[digest])
+        return subprocess.run(["openssl", "dgst", f"-{digest}", "-sign", self._pem], input=data, check=True,
+                              capture_output=True).stdout
+
+
 class KeyServer:
     """Serves a JWKS for locally generated keys on 127.0.0.1, counting fetches."""
 
@@ -96,8 +139,7 @@ class KeyServer:
             def do_GET(self) -> None:  # noqa: N802
                 srv.fetches += 1
                 jwks = {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
-                                  "n": _b64(k.public_key().public_numbers().n.to_bytes(256, "big")),
-                                  "e": _b64(k.public_key().public_numbers().e.to_bytes(3, "big"))}
+                                  "n": _b64(k.n.to_bytes(256, "big")), "e": _b64(k.e.to_bytes(3, "big"))}
                                  for kid, k in srv.keys.items()]}
                 out = json.dumps(jwks).encode()
                 self.send_response(200)
@@ -114,8 +156,8 @@ class KeyServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/oauth2/v3/certs"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def add_key(self, kid: str) -> Any:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def add_key(self, kid: str) -> LocalKey:
+        key = LocalKey()
         self.keys[kid] = key
         return key
 
@@ -137,28 +179,31 @@ def make_token(key: Any, kid: str = "kid-1", **overrides: Any) -> str:
     claims = {k: v for k, v in claims.items() if v is not None}
     header = {"alg": "RS256", "kid": kid, "typ": "JWT"}
     signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
-    sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return signing_input + "." + _b64(sig)
+    return signing_input + "." + _b64(key.sign(signing_input.encode()))
 
 
 def verifier(keyserver: KeyServer, **kw: Any) -> OidcVerifier:
     return OidcVerifier(audience=AUDIENCE, service_account=SA, jwks=JwksCache(keyserver.url), **kw)
 
 
-def test_rsa_verify_matches_cryptography_for_random_messages():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    nums = key.public_key().public_numbers()
-    for _ in range(5):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rsa_verify_matches_a_real_signer_for_random_messages(backend):
+    key = LocalKey(backend)
+    for _ in range(3):
         msg = os.urandom(100)
-        sig = key.sign(msg, padding.PKCS1v15(), hashes.SHA256())
-        assert rsa_pkcs1v15_sha256_verify(nums.n, nums.e, msg, sig)
-        assert not rsa_pkcs1v15_sha256_verify(nums.n, nums.e, msg + b"x", sig)
+        sig = key.sign(msg)
+        assert rsa_pkcs1v15_sha256_verify(key.n, key.e, msg, sig)
+        assert not rsa_pkcs1v15_sha256_verify(key.n, key.e, msg + b"x", sig)
         bad = bytearray(sig)
         bad[-1] ^= 1
-        assert not rsa_pkcs1v15_sha256_verify(nums.n, nums.e, msg, bytes(bad))
+        assert not rsa_pkcs1v15_sha256_verify(key.n, key.e, msg, bytes(bad))
     # PKCS#1 v1.5 with another hash (SHA-1) must not pass as SHA-256
-    sig1 = key.sign(b"m", padding.PKCS1v15(), hashes.SHA1())
-    assert not rsa_pkcs1v15_sha256_verify(nums.n, nums.e, b"m", sig1)
+    assert not rsa_pkcs1v15_sha256_verify(key.n, key.e, b"m", key.sign(b"m", "sha1"))
+    assert not rsa_pkcs1v15_sha256_verify(key.n, key.e, b"m", b"\x00" * 256)
+
+
+def test_a_key_generator_is_available():
+    assert BACKENDS, "need the cryptography package or the openssl CLI to make test keys"
 
 
 def test_oidc_accepts_a_valid_token_and_caches_keys(keyserver):
@@ -196,7 +241,7 @@ def test_oidc_refuses_bad_signatures_foreign_keys_and_malformed_tokens(keyserver
     forged = h + "." + _b64(json.dumps(forged_claims).encode()) + "." + s
     with pytest.raises(AuthError, match="signature is invalid"):
         v.verify(b"{}", {"Authorization": f"Bearer {forged}"})
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = LocalKey()
     with pytest.raises(AuthError, match="signature is invalid"):
         v.verify(b"{}", {"Authorization": "Bearer " + make_token(stranger)})
     with pytest.raises(AuthError, match="unknown key"):
