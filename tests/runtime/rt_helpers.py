@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -31,13 +31,20 @@ if str(ROOT) not in sys.path:  # tests.fakes lives beside the suites
 
 # ---------------------------------------------------------------- environment and processes
 
+#: Bytecode for the subprocesses, outside the work tree: with PYTHONDONTWRITEBYTECODE every child
+#: would recompile the runtime on each start.
+PYCACHE = Path(tempfile.gettempdir()) / f"oneiric-runtime-tests-pycache-{os.getuid()}"
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without ONEIRIC_*/PORT, cloud-free, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ONEIRIC_") and k != "PORT"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith("ONEIRIC_") and k not in ("PORT", "PYTHONDONTWRITEBYTECODE")}
     env.update({
         "NO_GCE_CHECK": "true",
         "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/oneiric-test-adc.json",
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
     })
     env.update(extra)
     return env
