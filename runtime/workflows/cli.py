@@ -106,6 +106,11 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
 
 def _enqueue(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:
     record = svc.enqueue(args.key, context=context, run_id=args.run_id)
+    try:
+        for warning in svc.delivery_warnings(svc.queue()):
+            print(f"warning: {warning}", file=err)
+    except Exception:  # warnings are advice; the task is queued already
+        pass
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True), file=out)
     else:

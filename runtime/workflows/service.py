@@ -174,6 +174,23 @@ class WorkflowService:
                                 log=getattr(self.rt, "log", None))
         return choice
 
+    def delivery_warnings(self, choice: QueueChoice) -> list[str]:
+        """Configurations whose deliveries this instance's endpoint would refuse."""
+        mode = self.http.get("tasks_auth") or "hmac"
+        adapter = choice.adapter
+        if mode == "oidc" and choice.provider == "cloudtasks" and not getattr(adapter, "service_account_email", None):
+            return ["tasks_auth is oidc but the cloudtasks adapter has no service_account_email: "
+                    "deliveries will carry no token and be refused (401)"]
+        if mode == "oidc" and choice.provider == "local":
+            return ["tasks_auth is oidc but the local queue cannot mint Google ID tokens: its deliveries "
+                    "will be refused (401); use hmac locally"]
+        if mode == "hmac" and not self.http.get("hmac_key"):
+            return ["tasks_auth is hmac but http.hmac_key is not set: deliveries will be refused (401)"]
+        if mode == "hmac" and choice.provider == "cloudtasks":
+            return ["tasks_auth is hmac with cloudtasks: the signature is made at enqueue, so retries more than"
+                    " 5 minutes later are refused; use oidc with Cloud Tasks in production"]
+        return []
+
     def enqueue(self, workflow: str, *, context: dict[str, Any] | None = None,
                 run_id: str | None = None) -> dict[str, Any]:
         """Queue one run of `workflow`; a run id enqueued before from this cache dir is not queued again."""

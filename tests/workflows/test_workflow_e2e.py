@@ -242,6 +242,7 @@ def test_serverless_profile_enqueue_through_cloudtasks_emulator_completes(server
     out = cli(project, env, "workflow", "enqueue", "ingest", "--context", ctx, "--run-id", "e2e-1", "--json")
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
+    assert "use oidc with Cloud Tasks in production" in out.stderr  # hmac pre-signed at enqueue: advice
     assert set(record) >= {"workflow", "run_id", "task_name", "queue_category", "queue_provider", "queued_at"}
     assert (record["workflow"], record["run_id"], record["queue_category"], record["queue_provider"]) == (
         "ingest", "e2e-1", "queue.scheduler", "cloudtasks")
