@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 FILENAME = "domain_activity.sqlite"
@@ -30,14 +29,13 @@ class ActivityError(Exception):
     """The store cannot be opened or written."""
 
 
-@dataclass(frozen=True, slots=True)
 class ActivityRecord:
-    domain: str
-    key: str
-    state: str
-    note: str | None
-    updated_at: str
-    updated_by: str
+    __slots__ = ("domain", "key", "state", "note", "updated_at", "updated_by")
+
+    def __init__(self, domain: str, key: str, state: str, note: str | None, updated_at: str,
+                 updated_by: str) -> None:
+        self.domain, self.key, self.state, self.note = domain, key, state, note
+        self.updated_at, self.updated_by = updated_at, updated_by
 
     def as_dict(self) -> dict:
         return {"domain": self.domain, "key": self.key, "state": self.state, "note": self.note,

@@ -132,12 +132,13 @@ def decode_profile(obj: dict[str, Any], name: str = "profile") -> model.ProfileA
 
 # ---------------------------------------------------------------- loading
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class LoadedArtifacts:
-    profile: model.ProfileArtifact
-    manifest: model.ManifestArtifact
-    profile_path: Path
-    manifest_path: Path
+    __slots__ = ("profile", "manifest", "profile_path", "manifest_path")
+
+    def __init__(self, profile: model.ProfileArtifact, manifest: model.ManifestArtifact, profile_path: Path,
+                 manifest_path: Path) -> None:
+        self.profile, self.manifest = profile, manifest
+        self.profile_path, self.manifest_path = profile_path, manifest_path
 
 
 def load_artifacts(profile_path: Path, *, manifest_path: Path | None = None,

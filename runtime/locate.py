@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -12,17 +11,19 @@ class LocateError(Exception):
     """The profile artifact cannot be found; the message says where it looked and what to do."""
 
 
-@dataclass(frozen=True, slots=True)
 class Location:
-    project_dir: Path
-    profile_name: str
-    profile_path: Path
-    #: which layer chose the profile: "--profile", "ONEIRIC_PROFILE", "ONEIRIC_CONFIG", "--demo" or "default"
-    profile_source: str
-    config_path: Path | None = None
-    demo: bool = False
-    #: base for relative runtime paths (cache dir): the project dir, or the working dir for --demo
-    cache_base: Path | None = None
+    """Where the project and its profile artifact are, and which layer chose the profile."""
+
+    __slots__ = ("project_dir", "profile_name", "profile_path", "profile_source", "config_path", "demo", "cache_base")
+
+    def __init__(self, project_dir: Path, profile_name: str, profile_path: Path, profile_source: str,
+                 config_path: Path | None = None, demo: bool = False, cache_base: Path | None = None) -> None:
+        self.project_dir, self.profile_name, self.profile_path = project_dir, profile_name, profile_path
+        #: "--profile", "ONEIRIC_PROFILE", "ONEIRIC_CONFIG", "--demo" or "default"
+        self.profile_source = profile_source
+        self.config_path, self.demo = config_path, demo
+        #: base for relative runtime paths (cache dir): the project dir, or the working dir for --demo
+        self.cache_base = cache_base
 
 
 def demo_project_dir() -> Path:

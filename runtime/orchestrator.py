@@ -10,7 +10,6 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -40,19 +39,21 @@ class StartupError(Exception):
     """Cold start cannot proceed; the message names the file or variable and the fix."""
 
 
-@dataclass
 class RuntimeOptions:
     """Everything `build_runtime` reads; any object with these attributes works (missing ones take defaults)."""
 
-    config: str | None = None
-    profile: str | None = None
-    demo: bool = False
-    manifest: str | None = None
-    health_path: str | None = None
-    no_remote: bool = False
-    environ: Mapping[str, str] | None = None
-    log_stream: Any = None
-    cwd: Path | None = None
+    def __init__(self, config: str | None = None, profile: str | None = None, demo: bool = False,
+                 manifest: str | None = None, health_path: str | None = None, no_remote: bool = False,
+                 environ: Mapping[str, str] | None = None, log_stream: Any = None, cwd: Path | None = None,
+                 **extra: Any) -> None:
+        self.config, self.profile, self.demo = config, profile, demo
+        self.manifest, self.health_path, self.no_remote = manifest, health_path, no_remote
+        self.environ, self.log_stream, self.cwd = environ, log_stream, cwd
+        for key, value in extra.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        return f"RuntimeOptions({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if k != 'environ')})"
 
 
 def _opt(options: Any, name: str, default: Any = None) -> Any:

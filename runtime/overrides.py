@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from runtime.model import EnvKey
@@ -22,14 +21,16 @@ class OverrideError(Exception):
     """An environment value cannot be converted to its key's type."""
 
 
-@dataclass(slots=True)
 class OverrideResult:
-    settings: dict[str, Any]
-    #: dotted path -> converted value, for every override applied
-    applied: dict[str, Any] = field(default_factory=dict)
-    #: dotted path -> the variable name that set it
-    sources: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("settings", "applied", "sources", "warnings")
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        #: dotted path -> converted value, for every override applied
+        self.applied: dict[str, Any] = {}
+        #: dotted path -> the variable name that set it
+        self.sources: dict[str, str] = {}
+        self.warnings: list[str] = []
 
 
 def alt_name(path: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from runtime.activity import ANY, ActivityError, ActivityRecord, ActivityStore
@@ -15,29 +14,36 @@ _SEVERITY = {"active": 0, "paused": 1, "draining": 2}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@dataclass(frozen=True, slots=True)
 class Rule:
-    domain: str
-    key: str
-    state: str  # active | paused | draining
-    source: str  # "activity" or "window"
-    note: str | None = None
-    updated_at: str | None = None
-    updated_by: str | None = None
+    """One pause/drain (or explicit active) rule: an activity row or an active window."""
+
+    __slots__ = ("domain", "key", "state", "source", "note", "updated_at", "updated_by")
+
+    def __init__(self, domain: str, key: str, state: str, source: str, note: str | None = None,
+                 updated_at: str | None = None, updated_by: str | None = None) -> None:
+        self.domain, self.key, self.state, self.source = domain, key, state, source  # state: active|paused|draining
+        self.note, self.updated_at, self.updated_by = note, updated_at, updated_by
 
     def as_dict(self) -> dict[str, Any]:
         return {"domain": self.domain, "key": self.key, "state": self.state, "source": self.source,
                 "note": self.note, "updated_at": self.updated_at, "updated_by": self.updated_by}
 
+    def __repr__(self) -> str:
+        return f"Rule({self.domain!r}, {self.key!r}, {self.state!r}, {self.source!r})"
 
-@dataclass(frozen=True, slots=True)
+
 class Snapshot:
-    """What the supervisor decided at one tick; read lock-free by /healthz and `Runtime.gate`."""
+    """What the supervisor decided at one tick; read lock-free by /healthz and `Runtime.gate`.
 
-    records: tuple[Rule, ...] = ()
-    windows: tuple[Rule, ...] = ()
-    last_update: str | None = None
-    error: str | None = None
+    (Plain slotted classes here and in the other cold-start modules: a dataclass costs about a
+    millisecond to create at import.)
+    """
+
+    __slots__ = ("records", "windows", "last_update", "error")
+
+    def __init__(self, records: tuple[Rule, ...] = (), windows: tuple[Rule, ...] = (),
+                 last_update: str | None = None, error: str | None = None) -> None:
+        self.records, self.windows, self.last_update, self.error = records, windows, last_update, error
 
     def state_for(self, domain: str, key: str) -> str | None:
         """`paused`/`draining` when dispatch for (domain, key) is held, else None.
