@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
 
 FILENAME = "domain_activity.sqlite"
 #: States an operator can set; "active" is what `resume` records.
@@ -50,9 +53,11 @@ class ActivityStore:
         self.busy_timeout = busy_timeout
         self._ready = False
 
-    def _connect(self, *, create: bool) -> sqlite3.Connection | None:
+    def _connect(self, *, create: bool) -> "sqlite3.Connection | None":
         if not create and not self.path.exists():
             return None
+        import sqlite3  # only when a store exists or is written: cold start without one skips the import
+
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -84,6 +89,8 @@ class ActivityStore:
         conn = self._connect(create=False)
         if conn is None:
             return []
+        import sqlite3
+
         try:
             rows = conn.execute(
                 "SELECT domain, key, state, note, updated_at, updated_by FROM domain_activity "
@@ -101,6 +108,8 @@ class ActivityStore:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         record = ActivityRecord(domain, key, state, note, now, updated_by)
         conn = self._connect(create=True)
+        import sqlite3
+
         try:
             conn.execute(
                 "INSERT INTO domain_activity (domain, key, state, note, updated_at, updated_by) "
