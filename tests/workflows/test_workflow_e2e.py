@@ -93,6 +93,15 @@ entries:
   - {domain: task, key: transform, provider: demo, factory: "oneiric.demo.tasks:transform"}
   - {domain: task, key: load, provider: demo, factory: "oneiric.demo.tasks:load"}
   - {domain: task, key: flaky, provider: demo, factory: "oneiric.demo.tasks:flaky"}
+  - {domain: task, key: sleep, provider: demo, factory: "oneiric.demo.tasks:sleep"}
+  - domain: workflow
+    key: slow
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: first, task: sleep, payload: {label: first}}
+        - {id: second, task: sleep, depends_on: [first], payload: {label: second}}
   - domain: workflow
     key: ingest
     provider: dag
@@ -365,3 +374,21 @@ def test_workflow_run_and_list_in_process(project, tmp_path):
     assert cli(project, env, "workflow", "status", "no-such-run").returncode == 1
     assert cli(project, env, "workflow", "enqueue", "no-such-workflow").returncode == 1
     assert cli(project, env, "workflow", "enqueue", "ingest", "--context", "[1]").returncode == 2
+
+
+def test_sigterm_lets_an_in_flight_run_finish(project, tmp_path):
+    import threading
+
+    env = _env(project, "local")
+    fx = tmp_path / "fx.jsonl"
+    server = Orchestrator(project, "local", env)
+    replies: list = []
+    msg = {"workflow": "slow", "run_id": "drain-1", "context": {"sleep_seconds": 0.6, "effects": str(fx)}}
+    t = threading.Thread(target=lambda: replies.append(server.post(msg)))
+    t.start()
+    wait_for(lambda: effects(fx) or (run_row(project, "drain-1") or {}).get("status") == "running", timeout=10)
+    assert server.stop(signal.SIGTERM) == 0  # waits for the drain, within shutdown_grace_seconds (8 s)
+    t.join(timeout=10)
+    assert replies and replies[0][0] == 200, replies
+    assert [e["label"] for e in effects(fx)] == ["first", "second"]  # the second node still ran after SIGTERM
+    assert run_row(project, "drain-1")["status"] == "succeeded"
