@@ -149,6 +149,30 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
+def _check_fresh(record: dict[str, Any], poll_interval: float) -> None:
+    """Mark a health file unhealthy when its writer is gone or has stopped ticking."""
+    import calendar
+    import time
+
+    if record.get("activity_state") == "stopped":
+        return
+    if not _pid_alive(record.get("pid")):
+        record["status"] = "unhealthy"
+        record["detail"] = f"orchestrator pid {record.get('pid')} is not running; the file is stale"
+        return
+    supervisor = (record.get("lifecycle_state") or {}).get("supervisor") or {}
+    written = record.get("written_at")
+    if not supervisor.get("enabled") or not isinstance(written, str):
+        return  # without a supervisor the file is written only at start and at shutdown
+    try:
+        age = time.time() - calendar.timegm(time.strptime(written, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return
+    if age > max(3 * poll_interval, 10.0):
+        record["status"] = "unhealthy"
+        record["detail"] = f"the supervisor has not written the health file for {int(age)} s (poll {poll_interval} s)"
+
+
 def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
     parser = _parser("health", "Report health: live with --probe, else from the orchestrator's runtime_health.json.")
     parser.add_argument("--probe", action="store_true", help="activate the adapters in process and check them now")
@@ -177,9 +201,7 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
         except (OSError, ValueError) as exc:
             record = {"status": "unhealthy", "detail": f"{rt.health_path}: unreadable health file ({exc})"}
         else:
-            if record.get("activity_state") != "stopped" and not _pid_alive(record.get("pid")):
-                record["status"] = "unhealthy"
-                record["detail"] = f"orchestrator pid {record.get('pid')} is not running; the file is stale"
+            _check_fresh(record, rt.poll_interval)
     if ns.json:
         health.print_json(record)
     else:
@@ -219,6 +241,9 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
         state = {"pause": "paused", "drain": "draining", "resume": "active"}[ns.action]
         who = rt.environ.get("USER") or rt.environ.get("LOGNAME") or f"uid{os.getuid()}"
         record = rt.activity.set(ns.domain, ns.key, state, note=ns.note, updated_by=f"cli:{who}")
+        if not rt.supervisor_enabled:
+            rt.log("WARNING", "the Service Supervisor is disabled for this profile: the change is recorded "
+                              "but not enforced until it is enabled")
         _emit({"action": ns.action, **record.as_dict(), "store": str(rt.activity.path)}, ns.json)
         return 0
     snapshot = evaluate(rt.activity, rt.windows)

@@ -161,3 +161,21 @@ def test_text_outputs_for_terminals(ref_project):
     assert result.returncode == 0
     assert result.stdout.splitlines()[:3] == ["profile_default: serverless", "runtime_config: serverless",
                                               "env_override: null"]
+
+
+def test_health_file_view_detects_a_dead_or_silent_orchestrator(ref_project, tmp_path):
+    path = tmp_path / "runtime_health.json"
+    record = {"status": "healthy", "activity_state": "accepting", "pid": 2 ** 22 + 7,
+              "lifecycle_state": {"activity_state": "accepting", "supervisor": {"enabled": True}},
+              "written_at": "2026-01-01T00:00:00Z"}
+    path.write_text(json.dumps(record))
+    env = clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
+    dead = run_cli(["health", "--json", "--health-path", str(path)], ref_project, env)
+    assert dead.returncode == 1 and "is not running" in json.loads(dead.stdout)["detail"]
+    import os
+
+    path.write_text(json.dumps({**record, "pid": os.getpid()}))  # alive, but silent since January
+    silent = run_cli(["health", "--json", "--health-path", str(path)], ref_project, env)
+    assert silent.returncode == 1 and "has not written" in json.loads(silent.stdout)["detail"]
+    missing = run_cli(["health", "--health-path", str(tmp_path / "absent.json")], ref_project, env)
+    assert missing.returncode == 1 and "is orchestrate running?" in missing.stdout
