@@ -1,4 +1,4 @@
-"""The pytest plugin: registered by entry point, light to load, and the documented example passes and catches changes."""
+"""The pytest plugin: registered by entry point, light to load; the documented example passes and catches changes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ EXAMPLE = REPO / "examples" / "config-review"
 
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", *args], cwd=cwd, env=clean_env(), capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:hypothesispytest", *args], cwd=cwd,
+                          env=clean_env(), capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

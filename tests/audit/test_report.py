@@ -104,8 +104,8 @@ def test_probe_includes_secrets_and_status(project: Path):
     assert ("Live probe (`python -m oneiric.cli --profile serverless health --probe --json`): secrets `env` "
             "status **ready**; overall health **healthy**, activity state `accepting`, supervisor enabled `true`.") \
         in ready.stdout
-    assert "| `vector` | `memory` | `oneiric.demo.vector:MemoryVectorStore` | selected at config/serverless.toml:8:1 | yes | ready |" \
-        in ready.stdout
+    assert ("| `vector` | `memory` | `oneiric.demo.vector:MemoryVectorStore` | selected at config/serverless.toml:8:1 "
+            "| yes | ready |") in ready.stdout
     missing = run_cli("report", "--probe", cwd=project)
     assert "secrets `env` status **missing**, missing `tasks-hmac-key`" in missing.stdout
 
@@ -159,7 +159,8 @@ def test_no_build(tmp_path: Path):
 def test_new_profile_has_no_previous_build(released: Path):
     shutil.copy(released / "config" / "serverless.toml", released / "config" / "staging.toml")
     staging = released / "config" / "staging.toml"
-    staging.write_text(staging.read_text().replace('name = "serverless"', 'name = "staging"\n\n[profiles.staging]\nextends = "serverless"'))
+    staging.write_text(staging.read_text().replace(
+        'name = "serverless"', 'name = "staging"\n\n[profiles.staging]\nextends = "serverless"'))
     assert run_cli("compile", cwd=released).returncode == 0
     text = run_cli("report", "--profile", "staging", "--against", "HEAD", cwd=released).stdout
     assert "no previous build of profile staging" in text
