@@ -26,3 +26,51 @@ def test_enqueue_via_cli_is_delivered_through_the_server(ref_project, orchestrat
                            headers={"Content-Type": "application/json"})
     assert status == 401, body
     assert orch.terminate() == 0
+
+
+def _call(app, method, path, body=b""):
+    import io
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+               "SERVER_PORT": "0", "SERVER_PROTOCOL": "HTTP/1.0", "CONTENT_LENGTH": str(len(body)),
+               "CONTENT_TYPE": "application/json", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+               "wsgi.url_scheme": "http", "wsgi.version": (1, 0), "wsgi.multithread": True,
+               "wsgi.multiprocess": False, "wsgi.run_once": False}
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    data = b"".join(app(environ, start_response))
+    return int(seen["status"].split()[0]), seen["headers"], json.loads(data)
+
+
+def test_without_the_workflows_package_delivery_answers_501(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from rt_helpers import build_artifacts
+    from runtime.orchestrator import RuntimeOptions, build_runtime
+    from runtime.wsgi import App
+
+    build_artifacts(tmp_path)
+    rt = build_runtime(RuntimeOptions(profile="serverless", cwd=tmp_path, environ={}, log_stream=io.StringIO()))
+    monkeypatch.setitem(sys.modules, "runtime.workflows.endpoint", None)  # as if the package were absent
+    app = App(rt)
+    status, _, body = _call(app, "POST", "/tasks/workflow", b'{"workflow": "x"}')
+    assert status == 501 and "not installed" in body["error"]
+    assert _call(app, "GET", "/healthz")[0] == 200
+    rt.lifecycle = "stopping"
+    status, headers, body = _call(app, "POST", "/tasks/workflow", b"{}")
+    assert (status, headers["Retry-After"], body["error"]) == (503, "5", "stopping")
+    rt.close()
+
+
+def test_without_the_workflows_package_the_verb_says_so(monkeypatch, capsys):
+    import sys
+
+    from runtime.cli import main
+
+    monkeypatch.setitem(sys.modules, "runtime.workflows.cli", None)
+    assert main(["workflow", "list"]) == 1
+    assert "the workflow command is not available in this build" in capsys.readouterr().err
