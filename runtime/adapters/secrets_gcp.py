@@ -27,6 +27,9 @@ _VERSION_RE = re.compile(r"^([0-9]+|latest)$")
 
 #: Most secrets fetched at once; each call is one HTTP/2 stream on the same channel.
 MAX_PREFETCH_WORKERS = 16
+#: While Secret Manager is down, an expired value is served this long before the next attempt,
+#: so requests do not each wait out a deadline.
+STALE_RETRY_SECONDS = 5.0
 
 _CREDENTIALS_HELP = (
     "On Cloud Run the service account is used: grant it roles/secretmanager.secretAccessor. "
@@ -52,14 +55,16 @@ class SecretUnavailableError(SecretAccessError):
 class _Entry:
     """One cached value, or the reason the last fetch failed."""
 
-    __slots__ = ("value", "resolved", "fetched_at", "error")
+    __slots__ = ("value", "resolved", "fetched_at", "error", "stale_until")
 
     def __init__(self, value: SecretValue | None, resolved: str | None, fetched_at: float,
-                 error: AdapterError | None = None) -> None:
+                 error: AdapterError | None = None, stale_until: float | None = None) -> None:
         self.value = value
         self.resolved = resolved  # the version number the service answered with ("3" for "latest")
         self.fetched_at = fetched_at
         self.error = error
+        #: set while the service is down: serve this expired value without asking until then
+        self.stale_until = stale_until
 
 
 class SecretManagerSecrets(SecretsAdapter):
@@ -85,10 +90,12 @@ class SecretManagerSecrets(SecretsAdapter):
       in `health()`, and `get()` tries it again.
     - `get(name, version)` serves from the cache for `cache_ttl_seconds`, then
       refetches (rotation). A failed fetch is never cached: the next call asks
-      again, so an outage heals by itself. While the service is unavailable a
-      stale value keeps being served (never past a NOT_FOUND or
-      PERMISSION_DENIED answer). `invalidate(name)` drops a value whose use
-      failed (e.g. a rejected key) so the next `get()` refetches it.
+      again, so an outage heals by itself. While the service is unavailable an
+      expired value keeps being served, asking again every
+      `STALE_RETRY_SECONDS` (never past a NOT_FOUND or PERMISSION_DENIED
+      answer; `readiness()` never counts a stale value). `invalidate(name)`
+      drops a value whose use failed (e.g. a rejected key) so the next `get()`
+      refetches it.
     - Errors: NOT_FOUND -> `SecretNotFoundError`; PERMISSION_DENIED ->
       `SecretAccessError("permission denied ...")`; UNAVAILABLE or a deadline
       -> `SecretAccessError("unavailable ...")`. No message, repr or log line
@@ -147,9 +154,8 @@ class SecretManagerSecrets(SecretsAdapter):
         # files as errors; an operator's own GRPC_VERBOSITY wins.
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         from google.api_core import exceptions as api_exceptions
-        from google.cloud.secretmanager_v1.services.secret_manager_service import SecretManagerServiceClient
-
         from google.auth import exceptions as auth_exceptions
+        from google.cloud.secretmanager_v1.services.secret_manager_service import SecretManagerServiceClient
 
         self._api = api_exceptions
         self._auth_error = auth_exceptions.GoogleAuthError
@@ -205,20 +211,23 @@ class SecretManagerSecrets(SecretsAdapter):
         return entry.resolved if entry is not None and entry.error is None else None
 
     def _get(self, key: tuple[str, str], *, allow_stale: bool) -> SecretValue:
-        entry = self._cache.get(key)
-        if entry is not None and entry.error is None and self._fresh(entry):
+        entry = self._usable(key, allow_stale)
+        if entry is not None:
             return entry.value  # type: ignore[return-value]
         with self._key_lock(key):  # one fetch per key at a time; late arrivals reuse its answer
-            entry = self._cache.get(key)
-            if entry is not None and entry.error is None and self._fresh(entry):
+            entry = self._usable(key, allow_stale)
+            if entry is not None:
                 return entry.value  # type: ignore[return-value]
+            entry = self._cache.get(key)
             stale = entry if entry is not None and entry.error is None else None
             try:
                 fresh = self._fetch(*key)
             except SecretUnavailableError as exc:
                 if allow_stale and stale is not None:
-                    self._log("WARNING", f"secret {self._label(key)}: {exc}; serving the cached value",
-                              provider=self.name)
+                    self._log("WARNING", f"secret {self._label(key)}: {exc}; serving the cached value "
+                              f"for {STALE_RETRY_SECONDS:g}s", provider=self.name)
+                    self._store(key, _Entry(stale.value, stale.resolved, stale.fetched_at,
+                                            stale_until=time.monotonic() + STALE_RETRY_SECONDS))
                     return stale.value  # type: ignore[return-value]
                 self._store(key, _Entry(None, None, time.monotonic(), exc))
                 raise
@@ -227,6 +236,15 @@ class SecretManagerSecrets(SecretsAdapter):
                 raise
             self._store(key, fresh)
             return fresh.value  # type: ignore[return-value]
+
+    def _usable(self, key: tuple[str, str], allow_stale: bool) -> _Entry | None:
+        """The cached entry if it may be served without asking: fresh, or (for get) stale during an outage."""
+        entry = self._cache.get(key)
+        if entry is None or entry.error is not None:
+            return None
+        if entry.stale_until is not None:
+            return entry if allow_stale and time.monotonic() < entry.stale_until else None
+        return entry if self._fresh(entry) else None
 
     def _fresh(self, entry: _Entry) -> bool:
         return time.monotonic() - entry.fetched_at < self.cache_ttl

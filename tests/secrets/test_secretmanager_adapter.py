@@ -248,11 +248,34 @@ def test_stale_value_is_served_while_unavailable_but_health_says_error(fake_sm, 
     adapter.activate()
     time.sleep(0.1)
     fake_sm.fail(grpc.StatusCode.UNAVAILABLE)
+    fake_sm.reset_counters()
     assert adapter.get("k").reveal() == VALUE
     assert any(sev == "WARNING" and "serving the cached value" in msg for sev, msg, _ in logs)
-    assert adapter.readiness()["status"] == "error"
+    assert adapter.get("k").reveal() == VALUE  # no second wait on the wire during the outage
+    assert fake_sm.calls["AccessSecretVersion"] == 1
+    assert adapter.readiness()["status"] == "error"  # readiness never counts a stale value
     fake_sm.clear_faults()
     assert adapter.readiness()["status"] == "ready"
+    fake_sm.put("k", "rotated")
+    time.sleep(0.1)
+    assert adapter.get("k").reveal() == "rotated"  # back to normal TTL behaviour
+
+
+def test_stale_value_is_retried_after_the_backoff(fake_sm, make, monkeypatch):
+    import runtime.adapters.secrets_gcp as secrets_gcp
+
+    monkeypatch.setattr(secrets_gcp, "STALE_RETRY_SECONDS", 0.1)
+    fake_sm.put("k", "old")
+    adapter = make([("k", "latest")], cache_ttl_seconds=0.05)
+    adapter.activate()
+    time.sleep(0.1)
+    fake_sm.fail(grpc.StatusCode.UNAVAILABLE)
+    assert adapter.get("k").reveal() == "old"
+    fake_sm.clear_faults()
+    fake_sm.put("k", "new")
+    assert adapter.get("k").reveal() == "old"  # still inside the backoff
+    time.sleep(0.15)
+    assert adapter.get("k").reveal() == "new"
 
 
 def test_revoked_access_is_never_hidden_by_the_cache(fake_sm, make):
