@@ -31,6 +31,8 @@ from typing import Any, Callable, Mapping
 from runtime.adapters.base import Adapter, AdapterError
 
 FILENAME = "workflow_queue.sqlite"
+#: how often an idle dispatcher looks for tasks another process (the CLI) enqueued
+POLL_SECONDS = 0.5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -221,8 +223,8 @@ class LocalQueue(Adapter):
         rows = self._query("SELECT MIN(next_at) FROM tasks WHERE status='pending'")
         nxt = rows[0][0] if rows and rows[0][0] is not None else None
         if nxt is None:
-            return 1.0
-        return max(0.01, min(1.0, nxt - time.time()))
+            return POLL_SECONDS
+        return max(0.01, min(POLL_SECONDS, nxt - time.time()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
