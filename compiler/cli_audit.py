@@ -37,7 +37,7 @@ def diff_cmd(ctx, old, new, as_json):
     from compiler import diff
 
     try:
-        result = diff.diff_artifacts(diff.load_side(old), diff.load_side(new))
+        result = diff.diff_artifacts(*diff.load_pair(old, new))
     except diff.DiffInputError as exc:
         _fail_usage(ctx, str(exc))
         return

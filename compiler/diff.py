@@ -70,8 +70,8 @@ def read_spec(spec: str, cwd: Path | None = None) -> bytes:
     return proc.stdout
 
 
-def load_side(spec: str, cwd: Path | None = None) -> Side:
-    raw = read_spec(spec, cwd)
+def load_side(spec: str, cwd: Path | None = None, raw: bytes | None = None) -> Side:
+    raw = read_spec(spec, cwd) if raw is None else raw
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -82,6 +82,15 @@ def load_side(spec: str, cwd: Path | None = None) -> Side:
     if fmt not in KINDS:
         raise DiffInputError(f"{spec}: unknown artifact format {fmt!r} (expected one of: {', '.join(sorted(KINDS))})")
     return Side(spec, data, KINDS[fmt])
+
+
+def load_pair(old: str, new: str, cwd: Path | None = None) -> tuple[Side, Side]:
+    """Both sides; byte-identical files are parsed once."""
+    old_raw, new_raw = read_spec(old, cwd), read_spec(new, cwd)
+    left = load_side(old, cwd, old_raw)
+    if new_raw == old_raw:
+        return left, Side(new, left.data, left.kind)
+    return left, load_side(new, cwd, new_raw)
 
 
 # ---------------------------------------------------------------- comparing
