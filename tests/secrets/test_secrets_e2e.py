@@ -371,3 +371,21 @@ def test_serverless_profile_explain_never_echoes_an_env_value_for_a_secret_bound
     assert result.returncode == 0, result.stderr
     assert TOKEN_VAR in result.stdout and "ignored" in result.stdout  # the chain names the variable
     assert ENV_TOKEN not in result.stdout + result.stderr
+
+
+def test_serverless_profile_probe_fetches_every_reference_once_and_at_once(probe_compiled, sm, tmp_path):
+    """Through the real runtime: all three references in flight together, none fetched twice."""
+    sm.put("pgvector-dsn", DSN)
+    sm.put("probe-token", TOKEN_V1, TOKEN_V2)
+    sm.latency = 0.3
+    result, report = probe(probe_compiled, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(sm.access_log) == [
+        "projects/oneiric-demo/secrets/pgvector-dsn/versions/latest",
+        "projects/oneiric-demo/secrets/probe-token/versions/1",
+        "projects/oneiric-demo/secrets/probe-token/versions/latest",
+    ]
+    assert sm.max_inflight == 3
+    prefetch = next(json.loads(line) for line in result.stderr.splitlines() if "secrets prefetched" in line)
+    assert prefetch["message"] == "secrets prefetched: 3 of 3 resolved"
+    assert prefetch["elapsed_ms"] < 2 * 300
