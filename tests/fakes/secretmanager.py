@@ -17,8 +17,14 @@ It also counts calls per method and the peak number of AccessSecretVersion
 calls in flight at once (`max_inflight`), with an optional per-call latency,
 so tests can prove that prefetching runs concurrently.
 
-Test-side helpers (`put`, `deny`, `disable`) change the state directly, without
-a round trip.
+Test-side helpers change the state directly, without a round trip: `put`
+(create + add versions), `deny` / `allow`, `disable`, `fail` / `clear_faults`,
+`corrupt_checksums`, `latency`, `reset` (for a fake shared by several tests).
+`access_log` lists the version names asked for, in order.
+
+    with FakeSecretManager("demo-project") as fake:
+        fake.put("db-password", "v1", "v2")
+        settings = {"project_id": "demo-project", "emulator_host": fake.host}
 """
 
 from __future__ import annotations
