@@ -64,7 +64,7 @@ class WorkflowService:
         self._verifier: Any = None
         self._key: tuple[bytes, float] | None = None
         self._embedded_queue: Any = None
-        self._started: Any = None
+        self._started: list[Any] = []
         self._http: tuple[Any, dict[str, Any]] | None = None
         #: deliveries executing at once; the others wait here, blocked, instead of contending
         self.admission = threading.BoundedSemaphore(ADMISSION)
@@ -136,9 +136,18 @@ class WorkflowService:
 
     # -- queue ----------------------------------------------------------------
 
-    def queue(self) -> QueueChoice:
-        """`workflows.options.queue_category` -> the adapter key equal to it or its longest dotted prefix."""
-        category = (_section(self.rt.settings, "workflows").get("options") or {}).get("queue_category") or "queue"
+    def queue_category(self, workflow: str | None = None) -> str:
+        """The workflow entry's `metadata.scheduler.queue_category` (the more specific), else
+        `workflows.options.queue_category`, else `queue`."""
+        entry = self.engine.workflow(workflow) if workflow else None
+        scheduler = (entry.metadata or {}).get("scheduler") if entry is not None else None
+        if isinstance(scheduler, Mapping) and isinstance(scheduler.get("queue_category"), str):
+            return scheduler["queue_category"]
+        return (_section(self.rt.settings, "workflows").get("options") or {}).get("queue_category") or "queue"
+
+    def queue(self, workflow: str | None = None) -> QueueChoice:
+        """The queue category -> the adapter key equal to it or its longest dotted prefix -> that adapter."""
+        category = self.queue_category(workflow)
         selections = {s.key: s for s in self.rt.profile.selections if s.domain == "adapter"}
         keys = set(selections) | {k for (d, k) in self.rt.adapters if d == "adapter"}
         parts = category.split(".")
@@ -164,8 +173,8 @@ class WorkflowService:
                 self._embedded_queue = q
             return self._embedded_queue
 
-    def bind_queue(self, port: int | None = None) -> QueueChoice:
-        choice = self.queue()
+    def bind_queue(self, port: int | None = None, workflow: str | None = None) -> QueueChoice:
+        choice = self.queue(workflow)
         if hasattr(choice.adapter, "bind"):
             environ = getattr(self.rt, "environ", None) or {}
             port = (port or getattr(self.rt, "http_port", None) or environ.get("PORT")
@@ -203,7 +212,7 @@ class WorkflowService:
             if prior["workflow"] != workflow:
                 raise EnqueueError(f"run id {run_id!r} was already enqueued for workflow {prior['workflow']!r}")
             return {**prior, "deduplicated": True}
-        choice = self.bind_queue()
+        choice = self.bind_queue(workflow=workflow)
         queued_at = utc_now_text()
         metadata = {"queued_at": queued_at, "queue_category": choice.category, "queue_provider": choice.provider}
         body = build_body(workflow, run_id, context, metadata)
@@ -239,15 +248,28 @@ class WorkflowService:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self, port: int | None = None) -> None:
-        choice = self.bind_queue(port)
-        if hasattr(choice.adapter, "start") and choice.provider == "local":
-            choice.adapter.start()
-            self._started = choice.adapter
+        """Bind every queue a workflow resolves to (the global category and each workflow's own)
+        to this instance, and start the local ones' dispatchers."""
+        seen: set[int] = set()
+        for workflow in [None, *sorted(self.engine.workflows())]:
+            try:
+                choice = self.bind_queue(port, workflow)
+            except EnqueueError as exc:
+                log = getattr(self.rt, "log", None)
+                if log is not None:
+                    log("ERROR", "workflow queue unavailable", workflow=workflow, error=str(exc))
+                continue
+            if id(choice.adapter) in seen:
+                continue
+            seen.add(id(choice.adapter))
+            if hasattr(choice.adapter, "start") and choice.provider == "local":
+                choice.adapter.start()
+                self._started.append(choice.adapter)
 
     def close(self) -> None:
-        if self._started is not None:
-            self._started.stop()
-            self._started = None
+        for adapter in self._started:
+            adapter.stop()
+        self._started = []
         if self._embedded_queue is not None:
             self._embedded_queue.close()
         self.engine.close()

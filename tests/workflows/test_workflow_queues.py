@@ -194,3 +194,40 @@ def test_cloudtasks_already_exists_counts_as_success(tmp_path):
     q._client = Broken()
     with pytest.raises(Exception, match="PermissionDenied"):
         q.enqueue(body=b"{}", task_name="t")
+
+
+def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, recorder):
+    import dataclasses
+
+    from runtime.model import Selection
+
+    from .conftest import node, workflow_entry
+
+    default_q = _local(tmp_path / "a", http_target_url=recorder.url, queue="default-q")
+    fast_q = _local(tmp_path / "b", http_target_url=recorder.url, queue="fast-q")
+    special = dataclasses.replace(workflow_entry("special", [node("x", "noop")]),
+                                  metadata={"scheduler": {"queue_category": "queue.fast.lane", "provider": "local"}})
+    from .conftest import standard_workflows
+
+    rt = FakeRuntime(tmp_path, workflows=standard_workflows() + [special], queue=("local", default_q))
+    rt.adapters[("adapter", "queue.fast")] = fast_q
+    rt.profile = dataclasses.replace(rt.profile, selections=rt.profile.selections + (
+        Selection("adapter", "queue.fast", "local", "x:y", {}, "builtin", "test"),))
+    svc = service_for(rt)
+    assert svc.queue_category("ingest") == "queue" and svc.queue_category("special") == "queue.fast.lane"
+    a = svc.enqueue("ingest", run_id="r-a")
+    b = svc.enqueue("special", run_id="r-b")
+    assert (a["queue_category"], b["queue_category"]) == ("queue", "queue.fast.lane")
+    assert default_q.task(a["task_name"]) is not None and default_q.task(b["task_name"]) is None
+    assert fast_q.task(b["task_name"]) is not None
+    svc.start(port=1)
+    try:
+        assert default_q.state == fast_q.state == "running"  # both dispatchers started by the server hook
+        wait_for(lambda: len(recorder.requests) == 2)
+    finally:
+        from runtime.workflows.service import stop
+
+        stop(rt)
+        default_q.close()
+        fast_q.close()
+    assert sorted(r["headers"]["X-CloudTasks-QueueName"] for r in recorder.requests) == ["default-q", "fast-q"]
