@@ -127,9 +127,13 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
             ctx.exit(1)
         click.echo(f"up to date: {', '.join(_display(p) for p in sorted(files))}")
         return
-    from compiler.emit import write_all
+    from compiler.emit import EmitError, write_all
 
-    write_all(files)
+    try:
+        write_all(files)
+    except EmitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
     for path in sorted(files):
         click.echo(f"wrote {_display(path)}")
 
@@ -168,9 +172,13 @@ def report_cmd(ctx, profiles, project_dir, build_dir, against, probe, output, te
         ctx.exit(1)
         return
     if output is not None:
-        from compiler.emit import write_all
+        from compiler.emit import EmitError, write_all
 
-        write_all({output: text.encode("utf-8")})
+        try:
+            write_all({output: text.encode("utf-8")})
+        except EmitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
         click.echo(f"wrote {_display(output)}")
     else:
         click.echo(text, nl=False)
