@@ -107,7 +107,7 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
 def _enqueue(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:
     record = svc.enqueue(args.key, context=context, run_id=args.run_id)
     try:
-        for warning in svc.delivery_warnings(svc.queue(args.key)):
+        for warning in svc.delivery_warnings(svc.queue(args.key), args.key):
             print(f"warning: {warning}", file=err)
     except Exception:  # warnings are advice; the task is queued already
         pass

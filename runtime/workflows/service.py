@@ -183,8 +183,19 @@ class WorkflowService:
                                 log=getattr(self.rt, "log", None))
         return choice
 
-    def delivery_warnings(self, choice: QueueChoice) -> list[str]:
-        """Configurations whose deliveries this instance's endpoint would refuse."""
+    def delivery_warnings(self, choice: QueueChoice, workflow: str | None = None) -> list[str]:
+        """Configurations whose deliveries this instance's endpoint would refuse, or that differ from
+        what the workflow's `metadata.scheduler.provider` expects."""
+        entry = self.engine.workflow(workflow) if workflow else None
+        scheduler = (entry.metadata or {}).get("scheduler") if entry is not None else None
+        expected = scheduler.get("provider") if isinstance(scheduler, Mapping) else None
+        warnings = []
+        if isinstance(expected, str) and expected != choice.provider:
+            warnings.append(f"workflow {workflow} expects queue provider {expected!r} (metadata.scheduler) but"
+                            f" {choice.category!r} resolves to {choice.provider!r} in this profile")
+        return warnings + self._auth_warnings(choice)
+
+    def _auth_warnings(self, choice: QueueChoice) -> list[str]:
         mode = self.http.get("tasks_auth") or "hmac"
         adapter = choice.adapter
         if mode == "oidc" and choice.provider == "cloudtasks" and not getattr(adapter, "service_account_email", None):

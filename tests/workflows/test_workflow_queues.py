@@ -220,6 +220,12 @@ def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, record
     assert (a["queue_category"], b["queue_category"]) == ("queue", "queue.fast.lane")
     assert default_q.task(a["task_name"]) is not None and default_q.task(b["task_name"]) is None
     assert fast_q.task(b["task_name"]) is not None
+    assert svc.delivery_warnings(svc.queue("special"), "special") == []
+    rt.profile = dataclasses.replace(rt.profile, selections=tuple(
+        dataclasses.replace(x, provider="cloudtasks") if x.key == "queue.fast" else x for x in rt.profile.selections))
+    assert "expects queue provider 'local'" in svc.delivery_warnings(svc.queue("special"), "special")[0]
+    rt.profile = dataclasses.replace(rt.profile, selections=tuple(
+        dataclasses.replace(x, provider="local") if x.key == "queue.fast" else x for x in rt.profile.selections))
     svc.start(port=1)
     try:
         assert default_q.state == fast_q.state == "running"  # both dispatchers started by the server hook
