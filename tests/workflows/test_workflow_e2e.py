@@ -386,8 +386,11 @@ def test_sigterm_lets_an_in_flight_run_finish(project, tmp_path):
     msg = {"workflow": "slow", "run_id": "drain-1", "context": {"sleep_seconds": 0.6, "effects": str(fx)}}
     t = threading.Thread(target=lambda: replies.append(server.post(msg)))
     t.start()
-    wait_for(lambda: effects(fx) or (run_row(project, "drain-1") or {}).get("status") == "running", timeout=10)
-    assert server.stop(signal.SIGTERM) == 0  # waits for the drain, within shutdown_grace_seconds (8 s)
+    try:
+        wait_for(lambda: effects(fx) or (run_row(project, "drain-1") or {}).get("status") == "running", timeout=10)
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code == 0  # the server waited for the drain, within shutdown_grace_seconds (8 s)
     t.join(timeout=10)
     assert replies and replies[0][0] == 200, replies
     assert [e["label"] for e in effects(fx)] == ["first", "second"]  # the second node still ran after SIGTERM
