@@ -48,8 +48,8 @@ def explain(key: str, artifact: ProfileArtifact, settings: Document | None,
     if env_key is not None:
         for name, raw in sorted(env.items()):
             if name.upper() in (env_key.name, _double(env_key.path)):
-                if env_key.secret_bound:
-                    layers.append(Layer("environment (ignored: key holds a secret reference)", raw, name))
+                if env_key.secret_bound:  # likely a real secret set by mistake: never echo it
+                    layers.append(Layer("environment (ignored: key holds a secret reference)", "<redacted>", name))
                 else:
                     layers.append(Layer("environment", raw, name))
     if isinstance(value, str) and value.startswith("secret://"):

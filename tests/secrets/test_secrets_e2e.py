@@ -361,8 +361,6 @@ def test_the_sweep_finds_planted_values():
     assert find_leaks(blobs, SWEPT_VALUES) == [("raw", DSN), ("raw", "Pw-e2e-7Hq2"), ("b64", TOKEN_V2)]
 
 
-@pytest.mark.xfail(strict=True, reason="compiler `explain` prints the ignored env value of a secret-bound key "
-                   "(likely a real secret set by mistake); reported to the compiler owner")
 def test_serverless_profile_explain_never_echoes_an_env_value_for_a_secret_bound_key(probe_compiled, tmp_path):
     from sm_helpers import ONEIRIC
 
