@@ -147,3 +147,18 @@ def test_secrets_provider_override_switches_to_builtin(ref_project, cloud_fakes)
     assert report["adapters"]["adapter/secrets"]["provider"] == "env"
     assert report["adapters"]["adapter/vector"]["status"] == "ready"
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_serverless_profile_supervisor_layers_settings_file_then_env(tmp_path):
+    from rt_helpers import EMBEDDED_SERVERLESS, make_embedded_project
+
+    text = EMBEDDED_SERVERLESS.replace("poll_interval = 0.2", "poll_interval = 0.2\nenabled = false")
+    project = make_embedded_project(tmp_path / "p", text)
+    base = clean_env(ONEIRIC_PROFILE="serverless")
+    off = json.loads(run_cli(["supervisor-info", "--json"], project, base).stdout)
+    assert (off["supervisor_enabled"], off["decided_by"], off["env_override"]) == (False, "runtime_config", None)
+    assert off["decided_at"].startswith("config/serverless.toml:")
+    assert off["profile_supervisor_enabled"] is True
+    on = json.loads(run_cli(["supervisor-info", "--json"], project,
+                            dict(base, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="yes")).stdout)
+    assert (on["supervisor_enabled"], on["decided_by"], on["env_override"]) == (True, "env_override", True)
