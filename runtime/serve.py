@@ -55,7 +55,7 @@ def orchestrate(options: Any) -> int:
         host = getattr(options, "http_host", None) or "0.0.0.0"
         header_timeout = float(rt.settings.get("http", {}).get("header_timeout_seconds", 10))
         try:
-            server = Server((host, _port(options, rt)), app, header_timeout=header_timeout)
+            server = Server((host, _port(options, rt)), app, header_timeout=header_timeout, log=rt.log)
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{_port(options, rt)}: {exc.strerror or exc}") from None
         server.start()

@@ -35,6 +35,29 @@ class _ResponseHandler(SimpleHandler):
         """Exceptions reach the app's own error handler; a failure here is a broken client connection."""
 
 
+class _LogStream:
+    """`wsgi.errors` for one request: what the app writes there becomes one log record, not stderr
+    (stderr is for fatal errors only)."""
+
+    def __init__(self, log: Callable[..., None]) -> None:
+        self._log = log
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        text = "".join(self._parts).strip()
+        self._parts.clear()
+        if text:
+            self._log("ERROR", "request error output", output=text)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: "Server"
 
@@ -100,8 +123,8 @@ class _Handler(socketserver.StreamRequestHandler):
         if environ is None:
             return
         self.connection.settimeout(self.server.header_timeout)
-        handler = _ResponseHandler(self.rfile, self.wfile, sys.stderr, environ, multithread=True,
-                                   multiprocess=False)
+        errors = _LogStream(self.server.log) if self.server.log is not None else sys.stderr
+        handler = _ResponseHandler(self.rfile, self.wfile, errors, environ, multithread=True, multiprocess=False)
         try:
             handler.run(self.server.app)
         except OSError:
@@ -123,8 +146,11 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: Callable, *, header_timeout: float = 10.0) -> None:
+    def __init__(self, address: tuple[str, int], app: Callable, *, header_timeout: float = 10.0,
+                 log: Callable[..., None] | None = None) -> None:
         self.app = app
+        #: receives each request's `wsgi.errors` output as a log record (None: stderr)
+        self.log = log
         self.header_timeout = float(header_timeout)
         super().__init__(address, _Handler)  # TCPServer.server_bind: bind + no name lookup
         host, port = self.server_address[:2]

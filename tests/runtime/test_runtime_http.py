@@ -207,3 +207,26 @@ def test_server_binds_without_dns(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_app_errors_become_log_records_not_stderr(capfd):
+    import bottle
+
+    app = bottle.Bottle(catchall=True)
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaput")
+
+    records = []
+    server = Server(("127.0.0.1", 0), app, header_timeout=2, log=lambda sev, msg, **f: records.append((sev, msg, f)))
+    server.start()
+    try:
+        status, _, _ = http("GET", f"http://127.0.0.1:{server.port}/boom")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 500
+    (severity, message, fields), = records
+    assert severity == "ERROR" and "RuntimeError: kaput" in fields["output"]
+    assert capfd.readouterr().err == ""
