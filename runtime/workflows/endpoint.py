@@ -89,6 +89,11 @@ def handle_delivery(rt: Any, body: bytes, headers: Mapping[str, str]) -> Respons
         status, payload, extra = _error(500, "internal", f"{type(exc).__name__} while handling the delivery")
         info["exception"] = f"{type(exc).__name__}: {exc}"
     severity = "INFO" if status < 400 else ("ERROR" if status >= 500 and status != 503 else "WARNING")
+    trace = low.get("x-cloud-trace-context")
+    if trace:
+        from runtime.logs import trace_fields
+
+        info.update(trace_fields(trace, getattr(getattr(rt, "logger", None), "project_id", None)))
     rt.log(severity, "workflow delivery", http_status=status,
            queue=low.get("x-cloudtasks-queuename"), task=low.get("x-cloudtasks-taskname"),
            retry_count=low.get("x-cloudtasks-taskretrycount"),

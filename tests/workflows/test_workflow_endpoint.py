@@ -216,3 +216,14 @@ def test_admission_slots_never_hold_long_runs_back_for_more_than_the_wait(fake_r
     assert [r[0] for r in results] == [200] * 6
     assert elapsed < 1.2  # 3 x 0.5 s if the two slots serialised them
     assert svc.admission.acquire(blocking=False) and svc.admission.acquire(blocking=False)  # all released
+
+
+def test_delivery_log_carries_the_trace_when_cloud_run_sends_one(fake_rt):
+    class Logger:
+        project_id = "oneiric-test"
+
+    fake_rt.logger = Logger()
+    deliver(fake_rt, {"workflow": "noop3"}, extra={"X-Cloud-Trace-Context": "0123456789abcdef0123456789abcdef/42;o=1"})
+    line = fake_rt.deliveries()[-1]
+    assert line["logging.googleapis.com/trace"] == "projects/oneiric-test/traces/0123456789abcdef0123456789abcdef"
+    assert line["logging.googleapis.com/spanId"] == "42"
