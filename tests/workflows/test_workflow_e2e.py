@@ -221,10 +221,13 @@ def run_row(root: Path, run_id: str) -> dict[str, Any] | None:
     path = root / ".oneiric_cache" / "workflow_runs.sqlite"
     if not path.exists():
         return None
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return dict(row) if row else None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            return dict(row) if row else None
+    except sqlite3.OperationalError:  # the server created the file but not yet its tables
+        return None
 
 
 @pytest.fixture
