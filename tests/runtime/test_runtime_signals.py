@@ -71,3 +71,18 @@ def test_sigint_stops_cleanly_too(embedded_project, orchestrators):
                          clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")).wait_ready()
     orch.proc.send_signal(signal.SIGINT)
     assert orch.proc.wait(10) == 0
+
+
+def test_serverless_profile_no_http_still_supervises(embedded_project, orchestrators):
+    env = clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
+    orch = orchestrators(embedded_project, ["orchestrate", "--profile", "serverless", "--no-http"], env,
+                         http_port=None)
+    orch.wait_log("ready")
+    assert not [r for r in orch.records if r["message"] == "listening"]
+    health_file = embedded_project / ".oneiric_cache" / "runtime_health.json"
+    first = json.loads(health_file.read_text())["written_at"]
+    assert first
+    wait_until(lambda: json.loads(health_file.read_text())["lifecycle_state"]["supervisor"]["last_update"]
+               != first or None, timeout=3)  # ticks keep coming (poll 0.2 s)
+    assert orch.terminate() == 0
+    assert json.loads(health_file.read_text())["activity_state"] == "stopped"
