@@ -125,12 +125,12 @@ class Orchestrator:
                     self.records.append(record)
                 self._new.notify_all()
 
-    def wait_log(self, message: str | re.Pattern, timeout: float = 10.0) -> dict:
-        """The first JSON record whose message equals (or matches) `message`."""
+    def wait_log(self, message: str | re.Pattern, timeout: float = 10.0, after: int = 0) -> dict:
+        """The first JSON record (from index `after` on) whose message equals (or matches) `message`."""
         deadline = time.monotonic() + timeout
         with self._new:
             while True:
-                for record in self.records:
+                for record in self.records[after:]:
                     text = str(record.get("message", ""))
                     if (text == message) if isinstance(message, str) else message.search(text):
                         return record
