@@ -1,4 +1,4 @@
-"""The delivery message shared by enqueue, the queue adapters and the endpoint: body, task name, headers."""
+"""The delivery message shared by enqueue, the queue adapters and the endpoint: path, body, task name."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 DELIVERY_PATH = "/tasks/workflow"
-CONTENT_TYPE = "application/json"
-
-#: headers Cloud Tasks sets on an HTTP target delivery (the local queue sends the same)
-H_QUEUE = "X-CloudTasks-QueueName"
-H_TASK = "X-CloudTasks-TaskName"
-H_RETRY = "X-CloudTasks-TaskRetryCount"
-H_EXECUTION = "X-CloudTasks-TaskExecutionCount"
-H_ETA = "X-CloudTasks-TaskETA"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
