@@ -106,9 +106,12 @@ class WorkflowService:
         if mode == "oidc":
             with self._lock:
                 if self._verifier is None:
+                    jwks = self._jwks
+                    if jwks is None and self.http.get("oidc_certs_url"):  # a settings key the schema may add
+                        jwks = JwksCache(self.http["oidc_certs_url"])
                     self._verifier = OidcVerifier(audience=self.http.get("oidc_audience"),
                                                   service_account=self.http.get("oidc_service_account"),
-                                                  jwks=self._jwks)
+                                                  jwks=jwks)
                 return self._verifier
         try:
             key = self.hmac_key()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.tasks_auth import JwksCache, sign
+from runtime.tasks_auth import sign
 from runtime.workflows.endpoint import handle_delivery
-from runtime.workflows.service import WorkflowService, _services, service_for
+from runtime.workflows.service import _services, service_for, stop
 
 from .conftest import HMAC_KEY, FakeRuntime, effects, wait_for
 
@@ -184,14 +184,16 @@ def test_oidc_mode_through_the_endpoint(tmp_path):
     ks = KeyServer()
     key = ks.add_key("kid-1")
     try:
-        rt = FakeRuntime(tmp_path, http={"tasks_auth": "oidc", "oidc_audience": AUDIENCE, "oidc_service_account": SA})
-        _services[id(rt)] = (rt, WorkflowService(rt, jwks=JwksCache(ks.url)))
+        rt = FakeRuntime(tmp_path, http={"tasks_auth": "oidc", "oidc_audience": AUDIENCE, "oidc_service_account": SA,
+                                         "oidc_certs_url": ks.url})
         ok = {"Authorization": "Bearer " + make_token(key)}
         assert deliver(rt, {"workflow": "noop3"}, signed=False, extra=ok)[0] == 200
         bad = {"Authorization": "Bearer " + make_token(key, aud="https://other.test/")}
         status, body, headers = deliver(rt, {"workflow": "noop3"}, signed=False, extra=bad)
         assert status == 401 and "audience" in body["detail"] and headers["WWW-Authenticate"] == "Bearer"
         assert deliver(rt, {"workflow": "noop3"}, signed=False)[0] == 401
+        assert ks.fetches == 1  # keys fetched once from the configured URL, then cached
+        stop(rt)
     finally:
         ks.httpd.shutdown()
         ks.httpd.server_close()
