@@ -25,12 +25,18 @@ def profile_block(rt: "Runtime") -> dict[str, Any]:
     }
 
 
-def decide_status(rt: "Runtime", activity_state: str, secrets_status: str) -> str:
-    """unhealthy: a required adapter failed, secrets not ready, or not running; degraded: an optional adapter
-    failed, the service is paused/draining, or the supervisor's last tick failed; else healthy."""
-    if rt.failed_required() or secrets_status != "ready" or activity_state in ("stopping", "stopped", "starting"):
+def decide_status(rt: "Runtime", activity_state: str, secrets_status: str,
+                  adapters: dict[str, dict[str, Any]]) -> str:
+    """unhealthy: a required adapter is not ready (a live probe's answer when there is one), secrets not
+    ready, or not running; degraded: an optional adapter is not ready, a required one answers `degraded`,
+    the service is paused/draining, or the supervisor's last tick failed; else healthy."""
+    required = [v.get("status") for v in adapters.values() if v.get("required", True)]
+    optional = [v.get("status") for v in adapters.values() if not v.get("required", True)]
+    if (any(s not in ("ready", "degraded") for s in required) or secrets_status != "ready"
+            or activity_state in ("stopping", "stopped", "starting")):
         return "unhealthy"
-    if rt.failed_optional() or activity_state in ("paused", "draining") or rt.snapshot.error:
+    if ("degraded" in required or any(s != "ready" for s in optional) or activity_state in ("paused", "draining")
+            or rt.snapshot.error):
         return "degraded"
     return "healthy"
 
@@ -42,7 +48,7 @@ def build_record(rt: "Runtime", *, source: str, adapters_live: dict[str, dict] |
     secrets = secrets if secrets is not None else rt.secrets_status
     adapters = adapters_live if adapters_live is not None else rt.adapter_status
     record: dict[str, Any] = {
-        "status": decide_status(rt, activity_state, secrets.get("status", "error")),
+        "status": decide_status(rt, activity_state, secrets.get("status", "error"), adapters),
         "profile": profile_block(rt),
         "secrets": secrets,
         "lifecycle_state": {

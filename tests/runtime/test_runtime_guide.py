@@ -179,3 +179,12 @@ def test_health_file_view_detects_a_dead_or_silent_orchestrator(ref_project, tmp
     assert silent.returncode == 1 and "has not written" in json.loads(silent.stdout)["detail"]
     missing = run_cli(["health", "--health-path", str(tmp_path / "absent.json")], ref_project, env)
     assert missing.returncode == 1 and "is orchestrate running?" in missing.stdout
+
+
+def test_serverless_profile_probe_status_follows_live_adapter_health(ref_project, cloud_fakes):
+    """Activation builds the Cloud Tasks client without I/O; the probe's get_queue finds no such queue."""
+    env = serverless_env(cloud_fakes, ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_CLOUDTASKS__QUEUE="no-such-queue")
+    result = run_cli(["health", "--probe", "--json"], ref_project, env)
+    report = json.loads(result.stdout)
+    assert report["adapters"]["adapter/queue"]["status"] != "ready"
+    assert report["status"] == "unhealthy" and result.returncode == 1
