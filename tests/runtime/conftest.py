@@ -13,7 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rt_helpers import ROOT, Orchestrator, compile_project, free_port, make_embedded_project  # noqa: E402
+from rt_helpers import (ROOT, Orchestrator, build_artifacts, compile_project, free_port,  # noqa: E402
+                        make_embedded_project)
 
 
 @pytest.fixture
@@ -29,6 +30,19 @@ def orchestrators():
     yield start
     for orch in started:
         orch.close()
+
+
+@pytest.fixture
+def hand_built(tmp_path):
+    """Hand-built artifacts (rt_helpers.build_artifacts) for what the compiler would refuse to write:
+    `hand_built(profile="serverless", settings=..., selections=..., manifest_digest=...)` -> project dir."""
+
+    def make(**kwargs) -> Path:
+        project = tmp_path / "hand-built"
+        build_artifacts(project, **kwargs)
+        return project
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rt_helpers import build_artifacts, clean_env, flip_byte, free_port, run_cli, write_artifact
+from rt_helpers import clean_env, flip_byte, free_port, run_cli, write_artifact
 
 
 def _refused(project, env=None, extra=()):
@@ -65,9 +65,9 @@ def test_absent_settings_file_is_not_stale(embedded_project):
     assert result.returncode == 0, result.stderr
 
 
-def test_profile_pinned_to_another_manifest_refuses_start(tmp_path):
-    build_artifacts(tmp_path, manifest_digest="sha256:" + "0" * 64)
-    err = _refused(tmp_path, clean_env())
+def test_profile_pinned_to_another_manifest_refuses_start(hand_built):
+    project = hand_built(manifest_digest="sha256:" + "0" * 64)
+    err = _refused(project, clean_env())
     assert "build/serverless_manifest.json" in err and "not the manifest" in err
 
 
