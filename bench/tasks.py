@@ -8,7 +8,7 @@ free 127.0.0.1 port, and drives it with `--concurrency` clients for
 `--duration` seconds: every request carries a fresh run id and a valid
 signature, so every request is a new durable run. A bare bottle app (parse
 the JSON, answer 200) runs at the same time on the same WSGI server class;
-the two are driven in alternating slices (`--rounds`, default 4, so each gets
+the two are driven in alternating slices (`--rounds`, default 10, so each gets
 `--duration` seconds in all) so background load on the machine hits both
 alike. Prints requests/s, p50, p99 and errors for both, the
 ratio, and counts the run rows afterwards: one succeeded run with 3 node rows
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=20.0, help="seconds per target (default 20)")
     p.add_argument("--concurrency", type=int, default=80, help="concurrent clients (default 80)")
-    p.add_argument("--rounds", type=int, default=4, help="alternating slices per target (default 4)")
+    p.add_argument("--rounds", type=int, default=10, help="alternating slices per target (default 10)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="oneiric-bench-") as tmp:
