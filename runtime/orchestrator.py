@@ -149,12 +149,12 @@ class Runtime:
         name, _, version = value[len("secret://"):].partition("@")
         if self.secrets is None:
             raise AdapterError(f"cannot resolve secret {name!r}: the secrets adapter is not active")
-        return self.secrets.get(name, version or "latest")
+        return self.secrets.get(name, version or None)  # unpinned: the provider's default_version
 
     # ------------------------------------------------------------ activation
 
     def _context(self) -> AdapterContext:
-        refs = tuple((s.name, s.version or "latest") for s in self.profile.secrets)
+        refs = tuple((s.name, s.version if "@" in s.ref else None) for s in self.profile.secrets)
         return AdapterContext(project_dir=self.project_dir, cache_dir=self.cache_dir,
                               profile=self.profile.profile.name, log=self.log,
                               extra={"environ": self.environ, "runtime": self, "secret_refs": refs})
@@ -209,7 +209,7 @@ class Runtime:
     def check_secrets(self, live: bool = False) -> dict[str, Any]:
         """`{provider, status, ...}`: ready only when the adapter answers and every referenced secret exists."""
         block: dict[str, Any] = {"provider": self.secrets_provider}
-        refs = [(s.name, s.version or "latest") for s in self.profile.secrets]
+        refs = [(s.name, s.version if "@" in s.ref else None) for s in self.profile.secrets]
         if self.secrets is None:
             failed = self.adapter_status.get("adapter/secrets", {})
             block.update(status="error", detail=failed.get("detail") or "secrets adapter not active", missing=[])
@@ -226,7 +226,8 @@ class Runtime:
             return block
         block.update(status=result.get("status", "error"), detail=result.get("detail"),
                      missing=list(result.get("missing", [])))
-        block["references"] = result.get("references", [{"name": n, "version": v} for n, v in refs])
+        block["references"] = result.get("references",
+                                         [{"name": s.name, "version": s.version} for s in self.profile.secrets])
         return block
 
     def probe_adapters(self) -> dict[str, dict[str, Any]]:

@@ -79,10 +79,11 @@ class Adapter:
 class SecretsAdapter(Adapter):
     """A provider of secret values by name and version."""
 
-    def get(self, name: str, version: str = "latest") -> SecretValue:
+    def get(self, name: str, version: str | None = None) -> SecretValue:
+        """The value of NAME at VERSION; None means the provider's default version (usually latest)."""
         raise NotImplementedError
 
-    def readiness(self, refs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    def readiness(self, refs: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
         """`{status, detail, missing}` for the given (name, version) pairs; status is ready|missing|error."""
         missing: list[str] = []
         errors: list[str] = []
@@ -90,7 +91,7 @@ class SecretsAdapter(Adapter):
             try:
                 self.get(name, version)
             except SecretNotFoundError:
-                missing.append(name if version == "latest" else f"{name}@{version}")
+                missing.append(name if version in (None, "latest") else f"{name}@{version}")
             except AdapterError as exc:
                 errors.append(f"{name}: {exc}")
         if errors:

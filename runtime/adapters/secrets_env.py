@@ -29,9 +29,9 @@ class EnvSecrets(SecretsAdapter):
         #: the mapping read; tests and `health --probe` may pass their own through context.extra["environ"]
         self.environ: Mapping[str, str] = extra.get("environ", os.environ)
 
-    def get(self, name: str, version: str = "latest") -> SecretValue:
+    def get(self, name: str, version: str | None = None) -> SecretValue:
         var = variable_name(self.prefix, name)
-        candidates = [var] if version in ("", "latest") else [f"{var}__{version.upper()}", var]
+        candidates = [var] if version in (None, "", "latest") else [f"{var}__{version.upper()}", var]
         for candidate in candidates:
             value = self.environ.get(candidate)
             if value is not None:

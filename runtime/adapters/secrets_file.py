@@ -31,11 +31,11 @@ class FileSecrets(SecretsAdapter):
 
     def _candidates(self, name: str, version: str) -> list[Path]:
         base = self.directory / name
-        if version in ("", "latest"):
+        if version in (None, "", "latest"):
             return [base / "latest" if base.is_dir() else base]
         return [self.directory / f"{name}@{version}", base / version]
 
-    def get(self, name: str, version: str = "latest") -> SecretValue:
+    def get(self, name: str, version: str | None = None) -> SecretValue:
         if not _NAME.match(name):
             raise SecretAccessError(f"secret name {name!r} is not a valid secret name")
         if version and not _VERSION.match(version):
@@ -51,7 +51,7 @@ class FileSecrets(SecretsAdapter):
             if self.strip_newline:
                 data = data.removesuffix("\n").removesuffix("\r")
             return SecretValue(data)
-        wanted = name if version in ("", "latest") else f"{name}@{version}"
+        wanted = name if version in (None, "", "latest") else f"{name}@{version}"
         raise SecretNotFoundError(f"secret {wanted!r} not found in {self.directory}")
 
     def health(self) -> dict[str, Any]:
