@@ -46,18 +46,20 @@ def build_app(rt: "Runtime", *, debug_modules: bool = False) -> bottle.Bottle:
     @app.post("/tasks/workflow")
     def tasks_workflow() -> bottle.HTTPResponse:
         if rt.lifecycle != "accepting":  # per-workflow pause/drain is the endpoint's call (rt.gate)
-            return _reply(503, {"error": rt.lifecycle}, {"Retry-After": RETRY_AFTER})
+            return _reply(503, {"error": rt.lifecycle, "detail": f"the instance is {rt.lifecycle}; retry later"},
+                          {"Retry-After": RETRY_AFTER})
         limit = int(rt.settings.get("http", {}).get("max_body_bytes", 1048576))
         length = bottle.request.content_length
+        too_large = {"error": "payload_too_large", "detail": f"body is over the limit of {limit} bytes"}
         if length > limit:
-            return _reply(413, {"error": f"body over {limit} bytes"})
+            return _reply(413, too_large)
         body = bottle.request.environ["wsgi.input"].read(length) if length > 0 else b""
         if len(body) > limit:
-            return _reply(413, {"error": f"body over {limit} bytes"})
+            return _reply(413, too_large)
         handler = _workflow_handler()
         if handler is None:
-            return _reply(501, {"error": "workflow delivery is not available in this build "
-                                         "(runtime.workflows is not installed)"})
+            return _reply(501, {"error": "not_implemented", "detail": "workflow delivery is not available in this "
+                                                                       "build (runtime.workflows is not installed)"})
         status, payload, headers = handler(rt, body, bottle.request.headers)
         return _reply(int(status), payload, dict(headers or {}))
 
@@ -65,12 +67,13 @@ def build_app(rt: "Runtime", *, debug_modules: bool = False) -> bottle.Bottle:
     @app.error(405)
     def not_found(err: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
-        return json.dumps({"error": err.status_line})
+        return json.dumps({"error": "not_found" if err.status_code == 404 else "method_not_allowed",
+                           "detail": f"{bottle.request.method} {bottle.request.path}: {err.status_line}"})
 
     @app.error(500)
     def server_error(err: bottle.HTTPError) -> str:
         rt.log("ERROR", "request failed", error=repr(err.exception), path=bottle.request.path)
         bottle.response.content_type = "application/json"
-        return json.dumps({"error": "internal error"})
+        return json.dumps({"error": "internal", "detail": "internal error; see the log"})
 
     return app

@@ -119,6 +119,7 @@ def test_serverless_profile_env_typing_end_to_end(embedded_project, orchestrator
     status, _, body = http("POST", orch.url + "/tasks/workflow", body=b"x" * 124,
                            headers={"Content-Type": "application/json"})
     assert status == 413, body
+    assert body["error"] == "payload_too_large" and "limit" in body["detail"]
     assert orch.terminate() == 0
 
 

@@ -136,7 +136,7 @@ def test_request_log_lines(embedded_project, orchestrators):
     orch.get("/healthz", headers={"User-Agent": "probe/1"})
     orch.get("/healthz", headers={"X-Cloud-Trace-Context": "abcdef0123456789abcdef0123456789/7;o=1"})
     status, _, body = orch.get("/missing")
-    assert status == 404 and body == {"error": "404 Not Found"}
+    assert status == 404 and body == {"error": "not_found", "detail": "GET /missing: 404 Not Found"}
     assert orch.terminate() == 0
     lines = [json.loads(line) for line in orch.lines]  # every stdout line is one JSON object
     requests = [r for r in lines if "httpRequest" in r]
