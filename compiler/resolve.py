@@ -105,6 +105,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     errors.extend(checks.check_tasks_auth(layers, profile.base, settings))
     errors.extend(checks.check_credentials(layers, settings))
     errors.extend(_check_queue_categories(entries, catalog, layers, settings, docs))
+    errors.extend(_check_auth_matches_queue(entries, chosen, catalog, layers, settings))
     refs, found = checks.collect_secret_refs(layers, settings)
     errors.extend(found)
     if errors:
@@ -225,6 +226,41 @@ def _check_queue_categories(entries, catalog, layers: Layers, doc: Document | No
                                          f"provider {provider!r}", span, ptr,
                                          f"providers: {', '.join(sorted(catalog[('adapter', key)]))}"))
     return errors
+
+
+def _check_auth_matches_queue(entries, chosen, catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    """The queue that delivers workflows must be able to pass the callback's authentication."""
+    if not any(e.domain == "workflow" for e in entries):
+        return []
+    category = layers.get(("workflows", "options", "queue_category"), "queue")
+    key = checks.resolve_category(category, [k for d, k in catalog if d == "adapter"])
+    choice = chosen.get(("adapter", key)) if key else None
+    if choice is None:
+        return []
+    mode = layers.get(("http", "tasks_auth"))
+    provider = choice.candidate.provider
+    pointer = "/http/tasks_auth"
+    span = doc.span(pointer) if doc else None
+    if mode == "oidc" and provider == "local":
+        return [Diagnostic("auth.queue", "tasks_auth = \"oidc\" cannot authenticate the local queue's deliveries "
+                           "(it signs them with HMAC)", span, pointer, "use hmac with the local queue")]
+    if mode == "oidc" and provider == "cloudtasks":
+        base = ("adapters", "provider_settings", "cloudtasks")
+        audience = layers.get(base + ("oidc_audience",)) or layers.get(base + ("http_target_url",))
+        account = layers.get(base + ("service_account_email",))
+        out = []
+        if audience != layers.get(("http", "oidc_audience")):
+            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens for audience {audience!r} but [http] "
+                                  f"oidc_audience is {layers.get(('http', 'oidc_audience'))!r}",
+                                  doc.span("/http/oidc_audience") if doc else None, "/http/oidc_audience",
+                                  "make them equal (the token audience is cloudtasks oidc_audience, else http_target_url)"))
+        if account != layers.get(("http", "oidc_service_account")):
+            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens as {account!r} but [http] "
+                                  f"oidc_service_account is {layers.get(('http', 'oidc_service_account'))!r}",
+                                  doc.span("/http/oidc_service_account") if doc else None, "/http/oidc_service_account",
+                                  "set [adapters.provider_settings.cloudtasks] service_account_email to the same account"))
+        return out
+    return []
 
 
 def _secret_refs(refs: dict[str, list[str]]) -> list[SecretRef]:

@@ -103,6 +103,9 @@ CASES = [
      f"{S}:5:14", "refused under the serverless profile", "auth.none"),
     ("hmac-without-key", _s("", ("tasks_auth = \"none\"", "tasks_auth = \"hmac\"")), f"{S}:5:14",
      "needs [http] hmac_key", "auth.hmac-key"),
+    ("oidc-with-local-queue", _s("", ("tasks_auth = \"none\"", "tasks_auth = \"oidc\"\noidc_audience = \"a\"\n"
+                                      "oidc_service_account = \"sa@p.iam.gserviceaccount.com\"")),
+     f"{S}:5:14", "cannot authenticate the local queue", "auth.queue"),
     ("profile-extends-typo", ("" + BASE_MANIFEST, BASE_SETTINGS.replace('"default"', '"staging"')
                               + "\n[profiles.staging]\nextends = \"serverles\"\n"),
      f"{S}:8:11", "did you mean 'serverless'?", "profile.unknown"),

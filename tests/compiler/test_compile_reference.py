@@ -238,3 +238,16 @@ def test_every_schema_is_draft_2020_12_with_an_id():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path.name
         assert schema["$id"].endswith(path.name), path.name
         Draft202012Validator.check_schema(schema)
+
+
+def test_oidc_audience_must_match_what_cloud_tasks_signs(tmp_path: Path):
+    root = copy_reference(tmp_path / "p")
+    settings = root / "config" / "serverless.toml"
+    text = settings.read_text()
+    settings.write_text(text.replace('oidc_audience = "https://oneiric-runtime-xxxxxxxx-uc.a.run.app/tasks/workflow"',
+                                     'oidc_audience = "https://elsewhere.example/tasks/workflow"'))
+    result = run_cli("compile", "--project-dir", str(root), "--profile", "serverless", "--format", "json")
+    assert result.returncode == 1
+    [finding] = json.loads(result.stdout)
+    assert (finding["rule"], finding["file"], finding["line"]) == ("auth.queue", "config/serverless.toml", 32)
+    assert "elsewhere.example" in finding["message"]

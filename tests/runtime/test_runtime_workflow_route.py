@@ -58,7 +58,7 @@ def test_without_the_workflows_package_delivery_answers_501(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "runtime.workflows.endpoint", None)  # as if the package were absent
     app = App(rt)
     status, _, body = _call(app, "POST", "/tasks/workflow", b'{"workflow": "x"}')
-    assert status == 501 and "not installed" in body["error"]
+    assert status == 501 and body["error"] == "not_implemented" and "not installed" in body["detail"]
     assert _call(app, "GET", "/healthz")[0] == 200
     rt.lifecycle = "stopping"
     status, headers, body = _call(app, "POST", "/tasks/workflow", b"{}")
