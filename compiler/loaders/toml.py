@@ -16,9 +16,16 @@ import tomlkit
 from tomlkit.exceptions import KeyAlreadyPresent, ParseError, TOMLKitError
 
 from compiler.diagnostics import Diagnostic, Document, Span, pointer_from_parts
-from compiler.loaders.text import decode_text
+from compiler.loaders.text import check_items, decode_text, offset_span
 
-MAX_BYTES = 4 * 1024 * 1024
+#: Largest file accepted, in bytes (tomlkit and the position scanner read about 1 MB/s).
+MAX_BYTES = 512 * 1024
+#: Most lines plus commas accepted (a bound on the number of values, so parsing stays under a second).
+MAX_ITEMS = 10_000
+#: Nesting depth named when tomlkit runs out of recursion (its own limit is 100 for some forms).
+MAX_DEPTH = 100
+#: ints wider than this cannot be written as JSON text (Python's 4300-digit str() limit)
+_MAX_INT_BITS = 14_000
 _BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -26,16 +33,21 @@ def load_toml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     """Parse one TOML file; return it with positions, or every diagnostic found."""
     if len(raw) > MAX_BYTES:
         return [Diagnostic("toml.too-large", f"file is {len(raw)} bytes; the limit is {MAX_BYTES}", Span(path, 1, 1))]
+    too_many = check_items(raw, path, MAX_ITEMS, "toml.too-large")
+    if too_many is not None:
+        return [too_many]
     text = decode_text(raw, path)
     if isinstance(text, Diagnostic):
         return [text]
     scanner = _Scanner(text, path)
     try:
         scanner.scan()
-    except (_ScanError, IndexError):
+    except (_ScanError, IndexError, RecursionError):
         pass  # tomlkit below names the syntax error precisely
     try:
         data = tomlkit.parse(text).unwrap()
+    except RecursionError:
+        return [_too_deep(raw, path)]
     except KeyAlreadyPresent as exc:
         if scanner.duplicates:
             return scanner.duplicates
@@ -57,6 +69,22 @@ def load_toml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     return Document(path, data, hashlib.sha256(raw).hexdigest(), scanner.positions, scanner.key_positions)
 
 
+def _too_deep(raw: bytes, path: str) -> Diagnostic:
+    """The error for text that exhausted the parser's recursion: located at the first bracket nested
+    deeper than MAX_DEPTH (counted naively, brackets in strings too), else at 1:1."""
+    span = Span(path, 1, 1)
+    depth = 0
+    for offset, byte in enumerate(raw):
+        if byte in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                span = offset_span(raw, offset, path)
+                break
+        elif byte in b"]}":
+            depth = max(depth - 1, 0)
+    return Diagnostic("toml.too-deep", f"arrays or inline tables nested deeper than {MAX_DEPTH} levels", span)
+
+
 def _plain(value: Any, pointer: str, errors: list[Diagnostic], scanner: "_Scanner", path: str) -> Any:
     """Normalise tomlkit values to JSON-compatible data (dates become ISO strings)."""
     if isinstance(value, dict):
@@ -65,6 +93,10 @@ def _plain(value: Any, pointer: str, errors: list[Diagnostic], scanner: "_Scanne
         return [_plain(v, f"{pointer}/{i}", errors, scanner, path) for i, v in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         errors.append(Diagnostic("toml.nan", "NaN and infinity are not allowed",
+                                 scanner.positions.get(pointer, Span(path, 1, 1)), pointer))
+        return None
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x/0o/0b: no digit limit applies
+        errors.append(Diagnostic("toml.too-large", "integer too large to be written as JSON",
                                  scanner.positions.get(pointer, Span(path, 1, 1)), pointer))
         return None
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
@@ -199,6 +231,8 @@ class _Scanner:
             self.advance()
             while True:
                 self.skip_ws()
+                if self.i >= len(self.text):
+                    raise _ScanError  # unterminated inline table
                 if self.peek() == "}":
                     self.advance()
                     return
@@ -211,10 +245,15 @@ class _Scanner:
             index = 0
             while True:
                 self.skip_ws(newlines=True)
+                if self.i >= len(self.text):
+                    raise _ScanError  # unterminated array (looping here filled memory)
                 if self.peek() == "]":
                     self.advance()
                     return
+                before = self.i
                 self.value(parts + (index,))
+                if self.i == before:
+                    raise _ScanError  # a character no value starts with (`[}]`): no progress
                 index += 1
                 self.skip_ws(newlines=True)
                 if self.peek() == ",":

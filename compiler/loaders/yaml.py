@@ -17,10 +17,12 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from compiler.diagnostics import Diagnostic, Document, Span, pointer_join
-from compiler.loaders.text import decode_text
+from compiler.loaders.text import check_items, decode_text
 
 #: Largest document accepted, in bytes.
 MAX_BYTES = 16 * 1024 * 1024
+#: Most lines plus commas accepted (a bound on the number of values, so parsing stays under a second).
+MAX_ITEMS = 50_000
 #: Deepest nesting accepted.
 MAX_DEPTH = 64
 #: Extra nodes that alias expansion may add beyond the document's own nodes.
@@ -31,6 +33,8 @@ _STR, _SEQ, _MAP, _MERGE, _TIMESTAMP = (f"{_CORE}{t}" for t in ("str", "seq", "m
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
+#: ints wider than this cannot be written as JSON text (Python's 4300-digit str() limit)
+_MAX_INT_BITS = 14_000
 _BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
 
 
@@ -119,7 +123,11 @@ class _Walker:
         if kind == "bool" and text.lower() in _BOOLS:
             return _BOOLS[text.lower()]
         if kind == "int" and _PLAIN_INT.match(text):
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # over sys.get_int_max_str_digits() (4300 digits)
+                self.fail("yaml.scalar", f"integer of {len(text)} digits is too large", node, pointer)
+                return None
         try:  # the rarer spellings (0x, 0o, 1_000, sexagesimal, .inf) through PyYAML itself
             value = getattr(self.constructor, f"construct_yaml_{kind}")(node)
         except (ConstructorError, ValueError) as exc:
@@ -127,6 +135,9 @@ class _Walker:
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self.fail("yaml.nan", "NaN and infinity are not allowed", node, pointer)
+            return None
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # 0x/0o/0b: no digit limit applies
+            self.fail("yaml.scalar", f"integer of {len(text)} digits is too large", node, pointer)
             return None
         return value
 
@@ -141,6 +152,9 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     if len(raw) > MAX_BYTES:
         return [Diagnostic("yaml.too-large", f"file is {len(raw)} bytes; the limit is {MAX_BYTES}",
                            Span(path, 1, 1))]
+    too_many = check_items(raw, path, MAX_ITEMS, "yaml.too-large")
+    if too_many is not None:
+        return [too_many]
     text = decode_text(raw, path)
     if isinstance(text, Diagnostic):
         return [text]
