@@ -123,7 +123,7 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
             span, pointer = _at(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-allowed", f"factory {entry.factory!r} is outside the factory allowlist "
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
-                                  f"add its module prefix to [security] factory_allowlist"
+                                  "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
     return out
 

@@ -119,7 +119,9 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
         ctx.exit(1)
         return
     if check:
-        drifted = procfile.drifted(files)
+        from compiler.emit import stale_files
+
+        drifted = stale_files(dict(sorted(files.items())))
         for path in drifted:
             click.echo(f"{_display(path)} has drifted from the template and {name}_profile.json: "
                        "run oneiric procfile", err=True)

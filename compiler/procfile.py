@@ -51,16 +51,3 @@ def render_procfiles(root: Path, name: str, template: Path | None = None) -> dic
         return {root / target: tpl.render(**context_for(rel, data, target)).encode("utf-8") for target in TARGETS}
     except ReportError as exc:
         raise ProcfileError(str(exc)) from exc
-
-
-def drifted(files: dict[Path, bytes]) -> list[Path]:
-    """Targets whose bytes on disk differ from the rendering (missing files included)."""
-    out = []
-    for path, data in sorted(files.items()):
-        try:
-            if path.read_bytes() == data:
-                continue
-        except OSError:
-            pass
-        out.append(path)
-    return out

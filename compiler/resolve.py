@@ -136,8 +136,6 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
 
 def canonicalise_secrets_provider(layers: Layers) -> str:
     """Rewrite the `gcp` alias in place, keeping the leaf's provenance."""
-    from compiler.catalog import canonical_provider
-
     path = ("secrets", "provider")
     name = canonical_provider("adapter", "secrets", layers.get(path, "env"))
     layers.values[path] = name

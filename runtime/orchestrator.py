@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from runtime import activity as activity_mod
-from runtime.adapters.base import AdapterContext, AdapterError, SecretsAdapter, SecretValue, load_factory
+from runtime.adapters.base import AdapterContext, AdapterError, SecretsAdapter, load_factory
 from runtime.artifact import ArtifactError, LoadedArtifacts, check_stale, load_artifacts
 from runtime.locate import LocateError, Location, locate
 from runtime.logs import Logger

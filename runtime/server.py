@@ -9,7 +9,6 @@ client cannot hold a worker thread), and leaves response framing to `wsgiref.han
 
 from __future__ import annotations
 
-import socket
 import socketserver
 import sys
 import threading
