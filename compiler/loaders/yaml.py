@@ -165,6 +165,11 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
         span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
         message = " ".join(p for p in (exc.context, exc.problem) if p)
         return [Diagnostic("yaml.syntax", message or "invalid YAML", span)]
+    except yaml.reader.ReaderError as exc:  # a control character: locate it (PyYAML gives an offset only)
+        before = text[:exc.position]
+        span = Span(path, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        return [Diagnostic("yaml.syntax", f"control character {chr(exc.character)!r} is not allowed", span,
+                           hint="remove it or write it as an escape inside a double-quoted string")]
     except yaml.YAMLError as exc:
         return [Diagnostic("yaml.syntax", str(exc), Span(path, 1, 1))]
     except RecursionError:
