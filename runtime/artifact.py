@@ -101,6 +101,20 @@ def decode_entry(data: dict[str, Any], where: str) -> model.Entry:
     return _build(model.Entry, data, where)
 
 
+def _shape_errors(decode):
+    """A well-digested artifact of the wrong shape (a list where an object belongs, ...) is refused with
+    ArtifactError naming the file, like any other bad artifact, instead of escaping as a TypeError."""
+    def wrapper(obj: Any, name: str = decode.__defaults__[0]) -> Any:
+        try:
+            return decode(obj, name)
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{name}: malformed artifact ({type(exc).__name__}: {exc}): run oneiric compile") \
+                from None
+    wrapper.__name__, wrapper.__doc__ = decode.__name__, decode.__doc__
+    return wrapper
+
+
+@_shape_errors
 def decode_manifest(obj: dict[str, Any], name: str = "manifest") -> model.ManifestArtifact:
     data = dict(obj)
     data["sources"] = _tuple(obj.get("sources"))
@@ -109,6 +123,7 @@ def decode_manifest(obj: dict[str, Any], name: str = "manifest") -> model.Manife
     return _build(model.ManifestArtifact, data, name)
 
 
+@_shape_errors
 def decode_profile(obj: dict[str, Any], name: str = "profile") -> model.ProfileArtifact:
     data = dict(obj)
     prof = dict(obj.get("profile") or {})
