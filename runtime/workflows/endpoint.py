@@ -60,6 +60,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
         obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` nested past the interpreter's recursion limit
+        raise _BadRequest("body is nested too deeply") from None
     if not isinstance(obj, dict):
         raise _BadRequest("body must be a JSON object {workflow, run_id?, context?, metadata?}")
     unknown = sorted(set(obj) - BODY_FIELDS)
