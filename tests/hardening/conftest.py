@@ -68,3 +68,30 @@ def reliability(request) -> Figure:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "area(name): the docs/reliability.md section of a hardening test")
+
+
+@pytest.fixture(scope="session")
+def hard_build(tmp_path_factory) -> Path:
+    """tests/hardening/project.py's project, compiled once per session."""
+    from .project import make_project
+
+    return make_project(tmp_path_factory.mktemp("hard") / "project")
+
+
+@pytest.fixture
+def hard_project(hard_build, tmp_path) -> Path:
+    """A private copy of the compiled hardening project (its own cache dir)."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(hard_build, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
+    return project
+
+
+@pytest.fixture
+def orchestrators():
+    """Every orchestrator a test starts (append to the list) is killed after the test."""
+    started: list = []
+    yield started
+    for orch in started:
+        orch.close()

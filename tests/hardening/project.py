@@ -1,0 +1,146 @@
+"""A compiled project for the fault, load and security tests, and a live `orchestrate` around it.
+
+Settings: serverless-based profile `hard`, env secrets (the HMAC key in ONEIRIC_SECRET_TASKS_HMAC_KEY),
+local queue, HMAC auth, 64 KiB body limit, 1 s header timeout, supervisor every 0.05 s. Workflows:
+`noop3` (3 no-op nodes), `slow3` (3 sleep nodes a -> b -> c), `ingest` (extract -> transform -> load).
+The orchestrator itself is `tests/runtime/rt_helpers.Orchestrator` (a real subprocess on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from runtime.tasks_auth import sign
+from tests.runtime.rt_helpers import Orchestrator, clean_env
+
+from .procs import PYTHON
+
+HMAC_KEY = "hardening-hmac-key-7c1d9a0e5b"
+
+SETTINGS = """
+[profile]
+name = "hard"
+
+[profiles.hard]
+extends = "serverless"
+
+[secrets]
+provider = "env"
+
+[adapters.selections]
+queue = "local"
+
+[http]
+tasks_auth = "hmac"
+hmac_key = "secret://tasks-hmac-key"
+max_body_bytes = 65536
+header_timeout_seconds = 1
+shutdown_grace_seconds = 8
+
+[runtime.supervisor]
+poll_interval = 0.05
+
+[logging]
+format = "json"
+"""
+
+MANIFEST = """
+source: hardening
+entries:
+  - {domain: task, key: noop, provider: demo, factory: "oneiric.demo.tasks:noop"}
+  - {domain: task, key: sleep, provider: demo, factory: "oneiric.demo.tasks:sleep"}
+  - {domain: task, key: extract, provider: demo, factory: "oneiric.demo.tasks:extract"}
+  - {domain: task, key: transform, provider: demo, factory: "oneiric.demo.tasks:transform"}
+  - {domain: task, key: load, provider: demo, factory: "oneiric.demo.tasks:load"}
+  - domain: workflow
+    key: noop3
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: n1, task: noop}
+        - {id: n2, task: noop, depends_on: [n1]}
+        - {id: n3, task: noop, depends_on: [n2]}
+  - domain: workflow
+    key: slow3
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: a, task: sleep, payload: {label: a}}
+        - {id: b, task: sleep, depends_on: [a], payload: {label: b}}
+        - {id: c, task: sleep, depends_on: [b], payload: {label: c}}
+  - domain: workflow
+    key: ingest
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: extract, task: extract}
+        - {id: transform, task: transform, depends_on: [extract]}
+        - {id: load, task: load, depends_on: [transform], payload: {target: vector}}
+"""
+
+
+def make_project(root: Path, settings: str = SETTINGS, manifest: str = MANIFEST) -> Path:
+    (root / "config").mkdir(parents=True)
+    (root / "deployment" / "manifests").mkdir(parents=True)
+    (root / "config" / "hard.toml").write_text(settings)
+    (root / "deployment" / "manifests" / "hard.yaml").write_text(manifest)
+    out = subprocess.run([PYTHON, "-m", "oneiric.cli", "compile", "--project-dir", str(root)], capture_output=True,
+                         text=True, timeout=60, env=clean_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    return root
+
+
+def env_for(root: Path, **extra: str) -> dict[str, str]:
+    return clean_env(ONEIRIC_CONFIG=str(root / "config" / "hard.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY,
+                     **extra)
+
+
+def start(root: Path, **extra_env: str) -> Orchestrator:
+    """`orchestrate --no-remote` on a free port, waited until ready."""
+    return Orchestrator(root, ["orchestrate", "--no-remote"], env_for(root, **extra_env)).wait_ready(30)
+
+
+def post(url: str, obj: Any = None, *, raw: bytes | None = None, signed: bool = True, t: int | None = None,
+         headers: dict[str, str] | None = None, key: str = HMAC_KEY, timeout: float = 30) -> tuple[int, dict]:
+    body = raw if raw is not None else json.dumps(obj).encode()
+    h = {"Content-Type": "application/json"}
+    if signed:
+        h["X-Oneiric-Signature"] = sign(key.encode(), body, t)
+    h.update(headers or {})
+    request = urllib.request.Request(url + "/tasks/workflow", data=body, headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raw_reply = exc.read()
+        try:
+            return exc.code, json.loads(raw_reply or b"{}")
+        except ValueError:
+            return exc.code, {"raw": raw_reply.decode("latin-1")}
+
+
+def runs_db(root: Path) -> Path:
+    return root / ".oneiric_cache" / "workflow_runs.sqlite"
+
+
+def query(root: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    path = runs_db(root)
+    if not path.exists():
+        return []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def effects(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
