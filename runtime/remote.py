@@ -36,9 +36,12 @@ def check_file_url(url: str, remote: Mapping[str, Any]) -> Path:
     roots = [str(r) for r in remote.get("allowed_file_uri_roots") or []]
     if not roots:
         raise RemoteError(f"{url}: [remote] allowed_file_uri_roots is empty, so no file:// URL is allowed")
-    path = _file_path(url).resolve()
-    for root in roots:
-        resolved_root = Path(root).resolve()
+    try:
+        path = _file_path(url).resolve()
+        resolved = [Path(root).resolve() for root in roots]
+    except (ValueError, OSError) as exc:  # e.g. %00: "embedded null byte" would end the refresher thread
+        raise RemoteError(f"{url!r}: not a usable file path ({exc})") from None
+    for resolved_root in resolved:
         if path == resolved_root or resolved_root in path.parents:
             return path
     raise RemoteError(f"{url}: resolves to {path}, outside allowed_file_uri_roots {roots}")
