@@ -6,6 +6,7 @@ returns diagnostics; none of them raises or prints.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from typing import Any, Iterable
@@ -118,14 +119,70 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
                     settings_span: Span | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for entry in entries:
-        module = entry.factory.partition(":")[0]
+        module, _, attr = entry.factory.partition(":")
         if module.startswith(".") or not _allowed(module, allowlist):
             span, pointer = _at(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-allowed", f"factory {entry.factory!r} is outside the factory allowlist "
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
                                   "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
+        elif (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr) is False:
+            span, pointer = _at(docs, entry, "/factory")
+            out.append(Diagnostic("factory.not-defined", f"factory {entry.factory!r}: {attr} is not defined in "
+                                  f"{module} itself (an imported name would let an allowed module lend out another)",
+                                  span, pointer, "name a function or class the module defines"))
     return out
+
+
+def _defined_in(module: str, attr: str) -> bool | None:
+    """Whether `module`'s source defines `attr` at top level (def, class or assignment, not an import),
+    read with `ast` without importing anything; None when the source cannot be found (checked at runtime)."""
+    import importlib.util
+    from pathlib import Path
+
+    parts = module.split(".")
+    try:  # the top-level name only: finding it runs no module code (a dotted name would import its parents)
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if len(parts) == 1:
+        candidates = [Path(spec.origin)] if spec.origin and spec.origin.endswith(".py") else []
+    else:
+        candidates = [c for loc in (spec.submodule_search_locations or [])
+                      for c in (Path(loc, *parts[1:]).with_suffix(".py"), Path(loc, *parts[1:], "__init__.py"))]
+    for candidate in candidates:
+        if candidate.is_file():
+            return attr in _top_level_names(str(candidate))
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _top_level_names(path: str) -> frozenset[str]:
+    import ast
+
+    try:
+        tree = ast.parse(open(path, "rb").read())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+
+    def collect(body: list) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+            elif isinstance(node, ast.If):
+                collect(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                collect(node.body + node.orelse + node.finalbody + [n for h in node.handlers for n in h.body])
+
+    collect(tree.body)
+    return frozenset(names)
 
 
 def _allowed(module: str, allowlist: list[str]) -> bool:
@@ -145,6 +202,9 @@ def check_remote(layers: Layers, doc: Document | None) -> list[Diagnostic]:
             return [Diagnostic("remote.file-uri", "file:// manifest_url needs [remote] allow_file_uris = true",
                                span, pointer)]
         path = unquote(parts.path)
+        if any(ord(c) < 0x20 for c in path):
+            return [Diagnostic("remote.file-uri", f"file:// URL holds a control character (%00?): {url!r}",
+                               span, pointer)]
         if parts.netloc not in ("", "localhost") or not path.startswith("/"):
             return [Diagnostic("remote.file-uri", f"file:// URL must be absolute and local: {url!r}", span, pointer)]
         normal = posixpath.normpath(path)
