@@ -44,6 +44,11 @@ class AuthError(Exception):
     """A delivery is not authenticated; the message is safe to return to the caller."""
 
 
+class AuthUnavailableError(AuthError):
+    """The means to check a delivery (the HMAC key, Google's signing keys) cannot be read right now:
+    not the sender's fault, so a 503 to retry later rather than a 401."""
+
+
 @dataclass
 class Principal:
     """Who sent a delivery, and how to mark its credential as used once the delivery succeeded."""
@@ -210,7 +215,7 @@ class JwksCache:
                     self._fetch()
                 except Exception as exc:  # network, JSON or key decoding
                     if not self._keys:
-                        raise AuthError(f"cannot fetch token signing keys: {type(exc).__name__}") from None
+                        raise AuthUnavailableError(f"cannot fetch token signing keys: {type(exc).__name__}") from None
             return self._keys.get(kid)
 
 

@@ -1,7 +1,8 @@
 """`POST /tasks/workflow`: authenticate a delivery, dedupe it against stored runs, execute, answer.
 
 `handle_delivery(rt, body, headers) -> (status, json_body, extra_headers)` is
-what `runtime/http.py` calls. Order of checks: 413 body too large, 401 auth,
+what `runtime/http.py` calls. Order of checks: 413 body too large, 401 auth (503 when the
+HMAC key or the token signing keys cannot be read: an outage, not the sender's fault),
 400 malformed JSON or fields, 404 unknown workflow, 503 + Retry-After when
 the workflow is gated (paused, draining, starting, stopping; a completed
 run still answers 200), then the run is claimed: 200 with the stored result
@@ -24,7 +25,7 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from runtime.tasks_auth import AuthError
+from runtime.tasks_auth import AuthError, AuthUnavailableError
 from runtime.workflows.dag import PlanError
 from runtime.workflows.runs import RunConflictError
 from runtime.workflows.service import service_for
@@ -112,6 +113,8 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
                       " (http.max_body_bytes)")
     try:
         principal = svc.verifier().verify(body, low)
+    except AuthUnavailableError as exc:  # our secret store or key server is down: retry later, not a 401
+        return _error(503, "auth_unavailable", str(exc), {"Retry-After": "10"})
     except AuthError as exc:
         return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer" if
                       (svc.http.get("tasks_auth") == "oidc") else 'Signature header="X-Oneiric-Signature"'})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from runtime.adapters.base import AdapterContext, AdapterError, SecretValue
-from runtime.tasks_auth import AuthError, HmacVerifier, JwksCache, NoAuth, OidcVerifier, sign
+from runtime.tasks_auth import AuthError, AuthUnavailableError, HmacVerifier, JwksCache, NoAuth, OidcVerifier, sign
 from runtime.workflows.engine import Engine, Outcome
 from runtime.workflows.messages import DELIVERY_PATH, build_body, task_name_for, utc_now_text
 from runtime.workflows.runs import Claim, Run, RunStore
@@ -116,7 +116,7 @@ class WorkflowService:
         try:
             key = self.hmac_key()
         except AdapterError as exc:
-            raise AuthError(f"cannot read the HMAC key: {exc}") from None
+            raise AuthUnavailableError(f"cannot read the HMAC key: {exc}") from None
         if not key:
             raise AuthError("tasks_auth is hmac but http.hmac_key is not configured")
         verifier = self._verifier

@@ -266,8 +266,8 @@ def test_secret_manager_unavailable_then_recovering(tmp_path, orchestrators, rel
         sm.fail(grpc.StatusCode.UNAVAILABLE)
         orch = start(root)
         orchestrators.append(orch)
-        for _ in range(5):
-            assert deliver("outage_cold") in (401, 503)
+        for _ in range(5):  # 503 + Retry-After: the sender retries; not a 401 (it did nothing wrong)
+            assert deliver("outage_cold") == 503
         probe = oneiric("health", "--probe", "--json", cwd=root, env=env_for(root))
         assert probe.returncode == 1 and json.loads(probe.stdout)["secrets"]["status"] == "error"
         # 2. back: it heals by itself, no restart
@@ -288,7 +288,7 @@ def test_secret_manager_unavailable_then_recovering(tmp_path, orchestrators, rel
     fmt = lambda d: "/".join(f"{v}x{k}" for k, v in sorted(d.items()))  # noqa: E731
     reliability.set(injects="Secret Manager (gRPC fake) answering UNAVAILABLE at cold start, then recovering, "
                             "then UNAVAILABLE again while serving (HMAC key cache_ttl 1 s)",
-                    must_hold="no delivery accepted without the key, no 500; heals without a restart; during a "
+                    must_hold="no delivery accepted without the key: 503 (not 401, not 500); heals without a restart; during a "
                               "later outage the cached key is served; every 200 run stored; key never logged",
                     figure=f"cold outage {fmt(tally['outage_cold'])}, warm outage {fmt(tally['outage_warm'])}, "
                            f"recovered {fmt(tally['recovered'])}; {len(accepted)} accepted = {len(stored)} stored",
@@ -384,3 +384,27 @@ def _try(fn) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_token_key_server_unreachable_is_503_not_401(tmp_path, reliability):
+    """The OIDC signing keys cannot be fetched (Google's JWKS URL down): an outage, answered 503 + Retry-After
+    like a Secret Manager outage for the HMAC key, never 401 and never a run."""
+    from runtime.workflows.endpoint import handle_delivery
+    from runtime.workflows.service import stop
+    from workflows.conftest import FakeRuntime
+
+    from .procs import free_port
+
+    closed = free_port()  # nothing listens there
+    rt = FakeRuntime(tmp_path, http={"tasks_auth": "oidc", "oidc_audience": "https://a.example/tasks/workflow",
+                                     "oidc_service_account": "sa@p.iam.gserviceaccount.com",
+                                     "oidc_certs_url": f"http://127.0.0.1:{closed}/certs"})
+    token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJhdWQiOiJ4In0.c2ln"
+    try:
+        status, body, headers = handle_delivery(rt, b'{"workflow": "ingest"}', {"Authorization": f"Bearer {token}"})
+    finally:
+        stop(rt)
+    assert (status, body["error"]) == (503, "auth_unavailable") and int(headers["Retry-After"]) > 0, body
+    reliability.set(injects="OIDC delivery while the token signing key URL refuses connections",
+                    must_hold="503 auth_unavailable with Retry-After (the sender retries), no run",
+                    figure=f"{status} {body['error']}: {body['detail']}")
