@@ -33,7 +33,47 @@ MAX_ALIAS_EXPANSION = 100_000
 _CORE = "tag:yaml.org,2002:"
 _STR, _SEQ, _MAP, _MERGE, _TIMESTAMP = (f"{_CORE}{t}" for t in ("str", "seq", "map", "merge", "timestamp"))
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CachingResolver(yaml.resolver.Resolver):
+    """PyYAML's implicit-tag resolver, memoised for plain scalars: config repeats the same keys and
+    values thousands of times, and resolving each one costs a regex scan (a third of compose time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plain: dict[str, str] = {}
+
+    def resolve(self, kind, value, implicit):  # type: ignore[override]
+        if kind is ScalarNode and implicit[0]:
+            tag = self._plain.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._plain) < 50_000:
+                    self._plain[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+
+try:
+    from yaml.cyaml import CParser as _CParser
+
+    _PARSER_BASES: tuple = (_CParser,)
+except ImportError:  # pragma: no cover - libyaml ships in PyYAML's wheels
+    _CParser = None
+    _PARSER_BASES = (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer)
+
+
+class _Loader(*_PARSER_BASES, SafeConstructor, _CachingResolver):  # type: ignore[misc]
+    """CSafeLoader (libyaml) with the caching resolver; PyYAML's pure-Python parts without libyaml."""
+
+    def __init__(self, stream) -> None:
+        if _CParser is not None:
+            _CParser.__init__(self, stream)
+        else:  # pragma: no cover
+            for base in _PARSER_BASES:
+                base.__init__(self, *((stream,) if base is yaml.reader.Reader else ()))
+        SafeConstructor.__init__(self)
+        _CachingResolver.__init__(self)
 _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
 #: ints wider than this cannot be written as JSON text (Python's 4300-digit str() limit)
 _MAX_INT_BITS = 14_000
