@@ -190,7 +190,7 @@ def test_artifact_loader_refuses_mutations_cleanly(reference, tmp_path, reliabil
         try:
             load_artifacts(work / "serverless_profile.json", base=tmp_path)
         except ArtifactError as exc:
-            assert "build/serverless_" in str(exc), str(exc)
+            assert "build/" in str(exc), str(exc)  # names the artifact or the manifest it links to
             tally["refused"] += 1
         else:
             tally["loaded"] += 1
