@@ -118,7 +118,7 @@ def test_yaml_generated_documents_round_trip_and_mutations_stay_clean(reliabilit
                             "each (special tokens, NUL, 0xff, BOM, CRLF, anchors, tags, truncation)",
                     must_hold="load_yaml returns a Document or located diagnostics; no exception; < 1 s each",
                     figure=f"{tally['docs'] + tally['errors']} mutated inputs ({tally['docs']} documents, "
-                           f"{tally['errors']} clean errors), 0 exceptions", **tally)
+                           f"{tally['errors']} clean errors), 0 exceptions", inputs=tally["docs"] + tally["errors"], **tally)
 
 
 def test_toml_generated_documents_round_trip_and_mutations_stay_clean(reliability):
@@ -144,7 +144,7 @@ def test_toml_generated_documents_round_trip_and_mutations_stay_clean(reliabilit
     reliability.set(injects="generated TOML documents (must round-trip exactly), then 1-8 byte-level mutations each",
                     must_hold="load_toml returns a Document or located diagnostics; no exception; < 1 s each",
                     figure=f"{tally['docs'] + tally['errors']} mutated inputs ({tally['docs']} documents, "
-                           f"{tally['errors']} clean errors), 0 exceptions", **tally)
+                           f"{tally['errors']} clean errors), 0 exceptions", inputs=tally["docs"] + tally["errors"], **tally)
 
 
 def _no_none(value):
@@ -171,7 +171,7 @@ def test_reference_files_mutated(kind, reliability):
     reliability.set(injects=f"byte-level mutations of the reference project's {kind.upper()} files",
                     must_hold="a Document or located diagnostics; no exception; < 1 s each",
                     figure=f"{sum(tally.values())} inputs ({tally['docs']} still valid, {tally['errors']} clean "
-                           "errors), 0 exceptions", **tally)
+                           "errors), 0 exceptions", inputs=sum(tally.values()), **tally)
 
 
 def test_arbitrary_bytes(reliability):

@@ -125,7 +125,8 @@ def test_oidc_refusals_over_http(tmp_path, orchestrators, reliability):
         keys.httpd.server_close()
     reliability.set(injects="OIDC bearer tokens: " + "; ".join(refused) + " (JWKS from a local key server)",
                     must_hold="401 for each, nothing runs; a valid token runs", figure=f"{len(refused)} of "
-                    f"{len(refused)} refused with 401; the valid token answered 200", attempts=len(refused))
+                    f"{len(refused)} refused with 401; the valid token answered 200", attempts=len(refused),
+                    refused=sum(1 for c in refused.values() if c == 401))
 
 
 # ---------------------------------------------------------------- oversized bodies and slow clients
@@ -171,7 +172,8 @@ def test_oversized_bodies_are_413(hard_project, orchestrators, reliability):
     assert _runs(hard_project) == 0
     assert orch.get("/healthz")[0] == 200
     reliability.set(injects="; ".join(cases), must_hold="413 (chunked: refused, 501), nothing runs, server healthy",
-                    figure=", ".join(f"{k}: {v}" for k, v in cases.items()))
+                    figure=", ".join(f"{k}: {v}" for k, v in cases.items()), attempts=len(cases),
+                    refused=sum(1 for v in cases.values() if v in (411, 413, 501)))
 
 
 def test_slow_clients_do_not_hold_workers(hard_project, orchestrators, reliability):
@@ -220,7 +222,7 @@ def test_slow_clients_do_not_hold_workers(hard_project, orchestrators, reliabili
                               "timeout",
                     figure=f"{served} /healthz answered 200 meanwhile (max {max(latencies) * 1000:.0f} ms) + 1 run; "
                            f"slow connections closed after {min(closed_after):.1f}-{max(closed_after):.1f} s",
-                    served=served, slow_clients=slow_count, max_closed_after_s=round(max(closed_after), 2))
+                    served=served, slow_clients=slow_count, attempts=slow_count, refused=len(closed_after), max_closed_after_s=round(max(closed_after), 2))
 
 
 # ---------------------------------------------------------------- factory allowlist bypasses
@@ -259,6 +261,7 @@ def test_factory_allowlist_bypasses_refused_at_compile_and_at_runtime(tmp_path, 
                               "load_factory (AdapterError)",
                     figure=f"compile refused {compile_refused}/{len(BYPASSES)}, load_factory refused "
                            f"{runtime_refused}/{len(BYPASSES)}", compile_refused=compile_refused,
+                    attempts=2 * len(BYPASSES), refused=compile_refused + runtime_refused,
                     runtime_refused=runtime_refused)
 
 
@@ -312,7 +315,8 @@ def test_file_url_escapes_refused_at_compile_and_by_the_remote_refresher(tmp_pat
                     "refresher (runtime.remote.check_file_url, after resolving symlinks) and, except symlinks, by "
                     "`oneiric compile`; a URL inside the root still works",
                     figure=f"runtime refused {len(runtime_refused)}/{len(urls)}, compile refused "
-                           f"{len(compile_refused)}/{len(urls) - 2} (symlinks: runtime only)")
+                           f"{len(compile_refused)}/{len(urls) - 2} (symlinks: runtime only)",
+                    attempts=2 * len(urls) - 2, refused=len(runtime_refused) + len(compile_refused))
 
 
 # ---------------------------------------------------------------- the key never leaks
