@@ -53,7 +53,10 @@ def build_app(rt: "Runtime", *, debug_modules: bool = False) -> bottle.Bottle:
         too_large = {"error": "payload_too_large", "detail": f"body is over the limit of {limit} bytes"}
         if length > limit:
             return _reply(413, too_large)
-        body = bottle.request.environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            body = bottle.request.environ["wsgi.input"].read(length) if length > 0 else b""
+        except OSError:  # the body did not arrive within the deadline (runtime.server), or the client left
+            return _reply(408, {"error": "request body not received in time"})
         if len(body) > limit:
             return _reply(413, too_large)
         handler = _workflow_handler()

@@ -4,7 +4,8 @@ Why not `wsgiref.simple_server`: its `HTTPServer.server_bind` calls `socket.getf
 DNS when binding 0.0.0.0 as Cloud Run does, and `http.server` pulls in the email package (~40 ms of
 imports) before the first byte is served. This server binds with `TCPServer.server_bind` (no name
 lookup), parses the request line and headers itself under one deadline (`header_timeout`, so a slow
-client cannot hold a worker thread), and leaves response framing to `wsgiref.handlers`.
+client cannot hold a worker thread; the body gets the same deadline again), and leaves response framing
+to `wsgiref.handlers`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,49 @@ class _LogStream:
         self._parts.clear()
         if text:
             self._log("ERROR", "request error output", output=text)
+
+
+class _BodyReader:
+    """`wsgi.input`: the request body must arrive within `timeout` seconds of the head, in total.
+
+    A per-read socket timeout alone would let a client sending one byte a second hold a worker
+    for as many seconds as the body has bytes (slow POST); reads past the deadline raise TimeoutError.
+    """
+
+    def __init__(self, raw: Any, sock: socket.socket, timeout: float) -> None:
+        self._raw, self._sock, self._timeout = raw, sock, timeout
+        self._deadline = time.monotonic() + timeout
+
+    def _call(self, method: str, *args: Any) -> Any:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request body not received in time")
+        self._sock.settimeout(remaining)
+        try:
+            return getattr(self._raw, method)(*args)
+        finally:
+            self._sock.settimeout(self._timeout)  # writing the response gets the usual timeout
+
+    def read(self, size: int = -1) -> bytes:
+        """Chunk by chunk, so the deadline is checked between the chunks of one large read."""
+        parts: list[bytes] = []
+        got = 0
+        while size < 0 or got < size:
+            chunk = self._call("read1", 65536 if size < 0 else min(size - got, 65536))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._call("readline", size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self._call("readlines", hint)
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -123,7 +167,8 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         self.connection.settimeout(self.server.header_timeout)
         errors = _LogStream(self.server.log) if self.server.log is not None else sys.stderr
-        handler = _ResponseHandler(self.rfile, self.wfile, errors, environ, multithread=True, multiprocess=False)
+        body = _BodyReader(self.rfile, self.connection, self.server.header_timeout)
+        handler = _ResponseHandler(body, self.wfile, errors, environ, multithread=True, multiprocess=False)
         try:
             handler.run(self.server.app)
         except OSError:

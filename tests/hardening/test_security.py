@@ -352,3 +352,38 @@ def test_hmac_key_never_appears_in_what_the_server_writes_or_prints(hard_project
                     must_hold="the key appears nowhere",
                     figure=f"{len(blobs)} files/outputs, {sum(len(b) for _, b in blobs):,} bytes searched, 0 hits",
                     blobs=len(blobs))
+
+
+def test_slow_body_is_cut_off_with_408(hard_project, orchestrators, reliability):
+    """Regression: only the head had a deadline; a body sent one byte per 0.5 s kept a worker busy for as
+    long as the client liked (a 64 KiB body: 9 hours), then answered 500 internal error."""
+    orch = start(hard_project)
+    orchestrators.append(orch)
+    body = json.dumps({"workflow": "noop3", "run_id": "slow-body", "context": {"pad": "x" * 100}}).encode()
+    head = (f"POST /tasks/workflow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Oneiric-Signature: {sign(HMAC_KEY.encode(), body)}\r\n\r\n").encode()
+    started = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", orch.port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for i in range(len(body)):  # 62 s for the whole body at this pace
+                sock.sendall(body[i:i + 1])
+                time.sleep(0.5)
+                if time.monotonic() - started > 8:
+                    break
+        except OSError:
+            pass
+        try:
+            reply = sock.recv(4096)
+        except OSError:
+            pass
+    held = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.0 408"), reply[:80]
+    assert held < 4, f"the slow body held the connection {held:.1f}s"
+    assert _runs(hard_project) == 0 and orch.get("/healthz")[0] == 200
+    assert not [r for r in orch.records if r.get("severity") == "ERROR"]
+    reliability.set(injects="a signed POST whose 172-byte body arrives one byte per 0.5 s (header timeout 1 s)",
+                    must_hold="408 once the body deadline passes, connection closed, nothing runs, no ERROR log",
+                    figure=f"408 after {held:.1f} s (the client wanted {len(body) * 0.5:.0f} s)", attempts=1,
+                    refused=1)
