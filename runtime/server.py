@@ -148,6 +148,9 @@ class _Handler(socketserver.StreamRequestHandler):
             value = value.strip()
             if key == "TRANSFER_ENCODING":
                 raise _BadRequest("501 Not Implemented")  # chunked request bodies are not supported
+            if key == "CONTENT_LENGTH" and (not (value.isascii() and value.isdigit())
+                                            or environ.get(key) not in ("", None, value)):
+                raise _BadRequest("400 Bad Request")  # not a number, or two that differ (RFC 9112 6.3)
             if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 environ[key] = value
             else:

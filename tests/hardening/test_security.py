@@ -387,3 +387,27 @@ def test_slow_body_is_cut_off_with_408(hard_project, orchestrators, reliability)
                     must_hold="408 once the body deadline passes, connection closed, nothing runs, no ERROR log",
                     figure=f"408 after {held:.1f} s (the client wanted {len(body) * 0.5:.0f} s)", attempts=1,
                     refused=1)
+
+
+def test_malformed_content_length_is_400_not_500(hard_project, orchestrators, reliability):
+    """Regression: `Content-Length: abc` (or 1e3, 0x10, two different values) reached bottle, whose int()
+    raised: 500 with a traceback in the logs; `-5` was read as an empty body (401). Two different
+    Content-Length values are a request-smuggling shape (RFC 9112 6.3) and must be refused."""
+    orch = start(hard_project)
+    orchestrators.append(orch)
+    values = [b"abc", b"-5", b"1e3", b"0x10", b"\xff", b"10, 10", b"\xb2"]
+    answers = {}
+    for value in values:
+        reply = _raw_request(orch.port, b"POST /tasks/workflow HTTP/1.1\r\nHost: x\r\nContent-Length: " + value
+                             + b"\r\n\r\n{}", timeout=5)
+        answers[value.decode("latin-1")] = reply.split(b"\r\n")[0].decode()
+    reply = _raw_request(orch.port, b"POST /tasks/workflow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                         b"Content-Length: 3\r\n\r\n{}", timeout=5)
+    answers["2 then 3"] = reply.split(b"\r\n")[0].decode()
+    assert all(a.startswith("HTTP/1.0 400") for a in answers.values()), answers
+    assert not [r for r in orch.records if r.get("severity") == "ERROR"]
+    assert _runs(hard_project) == 0 and orch.get("/healthz")[0] == 200
+    reliability.set(injects="Content-Length " + ", ".join(repr(k) for k in answers),
+                    must_hold="400 for each, no traceback or ERROR log, nothing runs",
+                    figure=f"{len(answers)} of {len(answers)} answered 400", attempts=len(answers),
+                    refused=len(answers))
