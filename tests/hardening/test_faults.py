@@ -142,16 +142,24 @@ db.execute("ROLLBACK")
 """
 
 
-def test_activity_store_locked_by_another_process(hard_project, reliability):
+def test_activity_store_locked_by_another_process(hard_project, orchestrators, reliability):
     env = env_for(hard_project)
     made = oneiric("activity", "resume", "--domain", "*", "--key", "*", cwd=hard_project, env=env)
     assert made.returncode == 0, made.stderr
+    orch = start(hard_project)  # a running server next to the locked file
+    orchestrators.append(orch)
+    health = hard_project / ".oneiric_cache" / "runtime_health.json"
     store = hard_project / ".oneiric_cache" / "domain_activity.sqlite"
     locker = subprocess.Popen([PYTHON, "-c", LOCKER, str(store), "20"], stdout=subprocess.PIPE, text=True)
     try:
         assert locker.stdout.readline().strip() == "locked"
+        written = json.loads(health.read_bytes())["written_at"]
         result = oneiric("activity", "pause", "--domain", "workflow", "--key", "ingest", cwd=hard_project, env=env,
                          timeout=30)
+        # meanwhile the server kept serving and its supervisor kept ticking (WAL readers are not blocked)
+        assert orch.get("/healthz")[0] == 200
+        assert post(orch.url, {"workflow": "noop3", "run_id": "during-lock"})[0] == 200
+        assert json.loads(health.read_bytes())["written_at"] != written
     finally:
         locker.kill()
         locker.wait(5)
@@ -165,7 +173,7 @@ def test_activity_store_locked_by_another_process(hard_project, reliability):
     reliability.set(injects="an exclusive transaction held on domain_activity.sqlite by a second process during "
                             "`activity pause`",
                     must_hold="waits its busy timeout, then exit 1 with a clear error, no traceback; works once "
-                              "the lock is gone",
+                              "the lock is gone; a running server keeps answering and its supervisor keeps ticking",
                     figure=f"exit {result.returncode} after {result.seconds:.1f} s: "
                            f"{message.split('.oneiric_cache/')[-1][:110]}",
                     seconds=round(result.seconds, 2))
