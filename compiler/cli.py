@@ -132,7 +132,6 @@ def manifest_group():
 def pack_cmd(ctx, inputs, output, fmt):
     """Pack manifests into one canonical manifest artifact (the guide's section 7 command)."""
     from compiler import checks
-    from compiler.diagnostics import CompileError
     from compiler.emit import EmitError, render, write_all
     from compiler.project import load_file
     from compiler.resolve import build_manifest, load_entries
@@ -158,7 +157,6 @@ def pack_cmd(ctx, inputs, output, fmt):
         click.echo(f"wrote {_display(output)} ({len(entries)} entries)")
     else:
         _emit_diagnostics([], fmt)
-    del CompileError
 
 
 @manifest_group.command("validate")
