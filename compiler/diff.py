@@ -70,14 +70,19 @@ def read_spec(spec: str, cwd: Path | None = None) -> bytes:
     return proc.stdout
 
 
-def load_side(spec: str, cwd: Path | None = None, raw: bytes | None = None) -> Side:
-    raw = read_spec(spec, cwd) if raw is None else raw
+def parse_artifact(raw: bytes, what: str) -> dict:
+    """Artifact bytes to a JSON object, or DiffInputError naming `what`."""
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise DiffInputError(f"{spec}: not JSON ({exc})") from exc
+        raise DiffInputError(f"{what}: not JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise DiffInputError(f"{spec}: not an Oneiric artifact (expected a JSON object)")
+        raise DiffInputError(f"{what}: not an Oneiric artifact (expected a JSON object)")
+    return data
+
+
+def load_side(spec: str, cwd: Path | None = None, raw: bytes | None = None) -> Side:
+    data = parse_artifact(read_spec(spec, cwd) if raw is None else raw, spec)
     fmt = data.get("format")
     if fmt not in KINDS:
         raise DiffInputError(f"{spec}: unknown artifact format {fmt!r} (expected one of: {', '.join(sorted(KINDS))})")

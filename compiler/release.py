@@ -219,16 +219,7 @@ def run_probe(root: Path, name: str, profile_path: Path, demo: bool, environ: Ma
 
 def _previous(against: str, build: Path, name: str, profile_files: int) -> tuple[str, dict | None, dict | None, str]:
     """(label, previous profile, previous manifest, note) for one profile."""
-    from compiler.diff import DiffInputError, read_spec
-
-    def parse(raw: bytes, what: str) -> dict:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise DiffInputError(f"{what}: not JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise DiffInputError(f"{what}: not an artifact")
-        return data
+    from compiler.diff import DiffInputError, parse_artifact as parse, read_spec
 
     target = Path(against)
     profile_name = f"{name}_profile.json"
