@@ -12,12 +12,12 @@ from bench._fuzz import run  # noqa: E402
 
 
 def load_check():
-    from runtime.workflows.endpoint import _BadRequest, parse_body
+    from runtime.workflows.endpoint import BadRequest, parse_body
 
     def check(data: bytes) -> None:
         try:
             msg = parse_body(data)
-        except _BadRequest:
+        except BadRequest:
             return
         if not (isinstance(msg, dict) and isinstance(msg.get("workflow"), str) and msg["workflow"].strip()
                 and set(msg) <= {"workflow", "run_id", "context", "metadata"}):

@@ -78,7 +78,7 @@ entries:
 BARE_APP = """
 import json, sys
 import bottle
-from runtime.server import Server
+from runtime.listener import Server
 
 app = bottle.Bottle()
 

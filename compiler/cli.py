@@ -1,45 +1,18 @@
-"""The compiler's click commands; each copies options into calls of the stage functions and picks the exit code.
+"""The compiler's command line: the `oneiric` group, its global options, and every command registered here.
 
+The commands live in `cli_build` (compile, pack, validate, explain) and `cli_audit` (diff, verify,
+schema, procfile, report); registering them here, in one place, keeps both free of this module.
 Exit codes: 0 ok, 1 invalid input / check failed / artifacts differ, 2 usage error.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from compiler.report import REPORTERS
-
-
-def _demo_dir() -> Path:
-    import oneiric
-
-    return Path(oneiric.__file__).resolve().parent / "demo"
-
-
-def _display(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def _emit_diagnostics(diagnostics, fmt: str) -> None:
-    text = REPORTERS[fmt](diagnostics)
-    if fmt == "text":
-        if text:
-            click.echo(text, err=True)
-            click.echo(f"{len(diagnostics)} error(s)", err=True)
-    else:
-        click.echo(text)
-
-
-format_option = click.option("--format", "fmt", type=click.Choice(sorted(REPORTERS)), default="text",
-                             show_default=True, help="how to print errors")
+from compiler import cli_audit, cli_build
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,169 +27,16 @@ def cli(ctx: click.Context, config: Path | None, profile: str | None, demo: bool
     ctx.obj = {"config": config, "profile": profile, "demo": demo}
 
 
-def _project_dir(ctx: click.Context, explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    if ctx.obj.get("demo"):
-        return _demo_dir()
-    config = ctx.obj.get("config")
-    if config is not None:
-        parent = config.resolve().parent
-        return parent.parent if parent.name == "config" else parent
-    return Path(".")
-
-
-def _profiles(ctx: click.Context, given: tuple[str, ...]) -> list[str] | None:
-    if given:
-        return list(given)
-    if ctx.obj.get("profile"):
-        return [ctx.obj["profile"]]
-    return None
-
-
-@cli.command("compile")
-@click.option("--profile", "profiles", multiple=True, help="profile to compile (repeatable; default: every settings file)")
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="project root (default: .)")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="output dir (default: PROJECT/build)")
-@click.option("--check", is_flag=True, help="compare with the files on disk instead of writing; exit 1 when stale")
-@format_option
-@click.pass_context
-def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
-    """Compile settings + manifests into build/<profile>_manifest.json and build/<profile>_profile.json."""
-    from compiler.build import build_project
-    from compiler.emit import EmitError, stale_files, write_all
-
-    root = _project_dir(ctx, project_dir)
-    if not root.is_dir():
-        raise click.UsageError(f"project dir {root} does not exist")
-    out = out_dir if out_dir is not None else root / "build"
-    result = build_project(root, out, _profiles(ctx, profiles))
-    if not result.ok:
-        _emit_diagnostics(result.diagnostics, fmt)
-        ctx.exit(1)
-    if check:
-        stale = stale_files(result.files)
-        if fmt != "text":
-            _emit_diagnostics([], fmt)
-        for path in stale:
-            click.echo(f"{_display(path)} is stale: run oneiric compile", err=True)
-        if stale:
-            ctx.exit(1)
-        if fmt == "text":
-            click.echo(f"up to date: {', '.join(_display(p) for p in sorted(result.files))}")
-        return
-    try:
-        write_all(result.files)
-    except EmitError as exc:
-        click.echo(f"error: {exc} (nothing was written; the previous artifacts are intact)", err=True)
-        ctx.exit(1)
-    if fmt != "text":
-        _emit_diagnostics([], fmt)
-        return
-    for path, data in sorted(result.files.items()):
-        digest = json.loads(data)["digest"]
-        click.echo(f"wrote {_display(path)} ({digest})")
-
-
-@cli.group("manifest")
+@click.group("manifest")
 def manifest_group():
     """Pack, validate, diff and verify manifests and artifacts."""
 
 
-@manifest_group.command("pack")
-@click.option("--input", "inputs", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="manifest YAML (repeatable)")
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="artifact to write")
-@format_option
-@click.pass_context
-def pack_cmd(ctx, inputs, output, fmt):
-    """Pack manifests into one canonical manifest artifact (the guide's section 7 command)."""
-    from compiler import checks
-    from compiler.emit import EmitError, render, write_all
-    from compiler.project import load_file
-    from compiler.resolve import build_manifest, load_entries
-
-    root = Path(".")
-    docs, errors = [], []
-    for path in inputs:
-        doc = load_file(path, root)
-        (errors.extend(doc) if isinstance(doc, list) else docs.append(doc))
-    if not errors:
-        entries, errors = load_entries(docs)
-        if not errors:
-            errors = checks.check_dags(entries, {d.path: d for d in docs})
-    if errors:
-        _emit_diagnostics(sorted(errors, key=lambda d: d.sort_key()), fmt)
-        ctx.exit(1)
-    try:
-        write_all({output: render(build_manifest(docs, entries))})
-    except EmitError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(1)
-    if fmt == "text":
-        click.echo(f"wrote {_display(output)} ({len(entries)} entries)")
-    else:
-        _emit_diagnostics([], fmt)
-
-
-@manifest_group.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@format_option
-@click.pass_context
-def validate_cmd(ctx, paths, fmt):
-    """Validate manifests (*.yaml) and settings (*.toml) against their schemas; every error at once."""
-    from compiler.validate import validate_paths
-
-    diagnostics = validate_paths(list(paths), Path("."))
-    _emit_diagnostics(diagnostics, fmt)
-    if diagnostics:
-        ctx.exit(1)
-    if fmt == "text":
-        click.echo(f"ok: {len(paths)} file(s) valid")
-
-
-@cli.command("explain")
-@click.argument("key")
-@click.option("--profile", "profile_opt", help="profile (default: the global --profile, else default)")
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="print the chain as JSON")
-@click.pass_context
-def explain_cmd(ctx, key, profile_opt, project_dir, as_json):
-    """Show every layer that sets KEY (dotted path or ONEIRIC_ env name), the winner last."""
-    from compiler.diagnostics import CompileError, Diagnostic
-    from compiler.emit import digest_of
-    from compiler.explain import explain
-    from compiler.project import load_project, settings_for
-    from compiler.resolve import resolve
-
-    root = _project_dir(ctx, project_dir)
-    name = profile_opt or ctx.obj.get("profile") or os.environ.get("ONEIRIC_PROFILE") or "default"
-    project = load_project(root)
-    settings = settings_for(project, name)
-    if project.errors or isinstance(settings, Diagnostic):
-        _emit_diagnostics(project.errors or [settings], "text")
-        ctx.exit(1)
-    try:
-        resolved = resolve(name, settings, project.manifests, f"{name}_manifest.json", digest_of)
-    except CompileError as exc:
-        _emit_diagnostics(exc.diagnostics, "text")
-        ctx.exit(1)
-    layers = explain(key, resolved.profile, settings)
-    if not layers:
-        from compiler.diagnostics import suggest
-
-        near = suggest(key, list(resolved.profile.provenance))
-        click.echo(f"error: unknown key {key!r}" + (f" (did you mean {near!r}?)" if near else ""), err=True)
-        ctx.exit(1)
-    if as_json:
-        click.echo(json.dumps([{"layer": l.name, "value": l.value, "origin": l.origin} for l in layers], indent=2))
-        return
-    click.echo(f"{key} (profile {name}), lowest first; the last line wins:")
-    for layer in layers:
-        click.echo(f"  {layer.name:<16} {json.dumps(layer.value)}  [{layer.origin}]")
-
-
-from compiler import cli_audit  # noqa: E402,F401  (registers the audit commands on `cli`)
+for _command in (cli_build.pack_cmd, cli_build.validate_cmd, cli_audit.diff_cmd, cli_audit.verify_cmd):
+    manifest_group.add_command(_command)
+for _command in (cli_build.compile_cmd, manifest_group, cli_audit.procfile_cmd, cli_audit.report_cmd,
+                 cli_audit.schema_cmd, cli_build.explain_cmd):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Audit and CI commands (manifest diff/verify, report, procfile, schema), registered on the main CLI group.
+"""The audit and CI commands: `manifest diff`, `manifest verify`, `schema`, `procfile` and `report`.
 
 Each command copies its options into calls of a stage module (diff, verify,
 release, procfile) imported inside the command, so `oneiric --help` loads none
@@ -12,15 +12,11 @@ from pathlib import Path
 
 import click
 
-from compiler.cli import _display, _project_dir, cli, manifest_group
+from compiler.cli_context import display, fail_usage, project_root
+from runtime.about import SCHEMA_DIR
 
 
-def _fail_usage(ctx: click.Context, message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    ctx.exit(2)
-
-
-@manifest_group.command("diff")
+@click.command("diff")
 @click.argument("old")
 @click.argument("new")
 @click.option("--json", "as_json", is_flag=True, help="print the changes as JSON (for tools)")
@@ -39,13 +35,13 @@ def diff_cmd(ctx, old, new, as_json):
     try:
         result = diff.diff_artifacts(*diff.load_pair(old, new))
     except diff.DiffInputError as exc:
-        _fail_usage(ctx, str(exc))
+        fail_usage(ctx, str(exc))
         return
     click.echo(diff.report_json(result) if as_json else diff.report_text(result))
     ctx.exit(0 if result.same else 1)
 
 
-@manifest_group.command("verify")
+@click.command("verify")
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
@@ -64,20 +60,18 @@ def verify_cmd(ctx, paths, as_json):
     ctx.exit(0 if ok else 1)
 
 
-@cli.command("schema")
+@click.command("schema")
 @click.argument("name", required=False)
 @click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path),
               help="write the schemas into this directory (providers/ included)")
 @click.pass_context
 def schema_cmd(ctx, name, output):
     """List the JSON Schemas, print one (NAME, e.g. settings), or export them all with --output DIR."""
-    from schemas import SCHEMA_DIR
-
     files = sorted(p.relative_to(SCHEMA_DIR).as_posix() for p in SCHEMA_DIR.rglob("*.json"))
     names = {f.removesuffix(".json").removesuffix(".schema"): f for f in files}
     if name is not None:
         if name not in names and name not in files:
-            _fail_usage(ctx, f"unknown schema {name!r} (one of: {', '.join(sorted(names))})")
+            fail_usage(ctx, f"unknown schema {name!r} (one of: {', '.join(sorted(names))})")
             return
         files = [names.get(name, name)]
     if output is None:
@@ -95,10 +89,10 @@ def schema_cmd(ctx, name, output):
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     for f in files:
-        click.echo(f"wrote {_display(output / f)}")
+        click.echo(f"wrote {display(output / f)}")
 
 
-@cli.command("procfile")
+@click.command("procfile")
 @click.option("--check", is_flag=True, help="compare with the files on disk instead of writing; exit 1 on drift")
 @click.option("--profile", "profile_opt", default=None,
               help="profile the web process serves (default: the global --profile, else serverless)")
@@ -110,7 +104,7 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
     """Render Procfile and Procfile.cloudrun from one template and the compiled profile artifact."""
     from compiler import procfile
 
-    root = _project_dir(ctx, project_dir)
+    root = project_root(ctx, project_dir)
     name = profile_opt or ctx.obj.get("profile") or procfile.DEFAULT_PROFILE
     try:
         files = procfile.render_procfiles(root, name, template)
@@ -123,11 +117,11 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
 
         drifted = stale_files(dict(sorted(files.items())))
         for path in drifted:
-            click.echo(f"{_display(path)} has drifted from the template and {name}_profile.json: "
+            click.echo(f"{display(path)} has drifted from the template and {name}_profile.json: "
                        "run oneiric procfile", err=True)
         if drifted:
             ctx.exit(1)
-        click.echo(f"up to date: {', '.join(_display(p) for p in sorted(files))}")
+        click.echo(f"up to date: {', '.join(display(p) for p in sorted(files))}")
         return
     from compiler.emit import EmitError, write_all
 
@@ -137,10 +131,10 @@ def procfile_cmd(ctx, check, profile_opt, project_dir, template):
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     for path in sorted(files):
-        click.echo(f"wrote {_display(path)}")
+        click.echo(f"wrote {display(path)}")
 
 
-@cli.command("report")
+@click.command("report")
 @click.option("--profile", "profiles", multiple=True,
               help="profile to report (repeatable; default: the global --profile, else every profile in build/)")
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="project root (default: .)")
@@ -162,7 +156,7 @@ def report_cmd(ctx, profiles, project_dir, build_dir, against, probe, output, te
     """
     from compiler import release
 
-    root = _project_dir(ctx, project_dir)
+    root = project_root(ctx, project_dir)
     build = build_dir if build_dir is not None else root / "build"
     names = list(profiles) or ([ctx.obj["profile"]] if ctx.obj.get("profile") else None)
     try:
@@ -181,7 +175,7 @@ def report_cmd(ctx, profiles, project_dir, build_dir, against, probe, output, te
         except EmitError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
-        click.echo(f"wrote {_display(output)}")
+        click.echo(f"wrote {display(output)}")
     else:
         click.echo(text, nl=False)
     if not notes.verified:

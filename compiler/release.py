@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+from runtime.about import TEMPLATE_DIR, VERSION
+
 TEMPLATE = "release.md.j2"
 SUPERVISOR_PATH = "runtime.supervisor.enabled"
 SUPERVISOR_ENV = "ONEIRIC_RUNTIME_SUPERVISOR__ENABLED"
@@ -351,8 +352,6 @@ def profile_notes(root: Path, build: Path, name: str, *, against: str | None, pr
 def build_notes(root: Path, build: Path, names: list[str] | None, *, against: str | None = None,
                 probe: bool = False, demo: bool = False, environ: Mapping[str, str] | None = None) -> Notes:
     """Notes for each named profile (default: every `*_profile.json` in `build`)."""
-    import oneiric
-
     environ = {} if environ is None else environ
     if names is None:
         names = sorted(p.name.removesuffix("_profile.json") for p in build.glob("*_profile.json"))
@@ -367,7 +366,7 @@ def build_notes(root: Path, build: Path, names: list[str] | None, *, against: st
             generated = datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (ValueError, OverflowError, OSError) as exc:
             raise ReportError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp") from exc
-    notes = Notes(compiler_version=oneiric.__version__, generated_at=generated,
+    notes = Notes(compiler_version=VERSION, generated_at=generated,
                   against=against, probed=probe)
     for name in names:
         notes.profiles.append(profile_notes(root, build, name, against=against, probe=probe, demo=demo,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import oneiric
 from compiler import checks
 from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
@@ -13,6 +12,7 @@ from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_fro
 from compiler.layering import SCHEMA_DEFAULT, Layers, build_layers, schema_defaults
 from compiler.profiles import resolve_profile
 from compiler.schema import check_document, check_subtree, load_schema
+from runtime.about import VERSION
 from runtime.model import (
     MANIFEST_FORMAT, PROFILE_FORMAT, Entry, EnvKey, Input, ManifestArtifact, ManifestLink, ProfileArtifact,
     SecretRef, Selection,
@@ -60,7 +60,7 @@ def load_entries(manifests: list[Document]) -> tuple[tuple[Entry, ...], list[Dia
 def build_manifest(manifests: list[Document], entries: tuple[Entry, ...]) -> ManifestArtifact:
     return ManifestArtifact(
         format=MANIFEST_FORMAT,
-        compiler_version=oneiric.__version__,
+        compiler_version=VERSION,
         sources=tuple(doc.data["source"] for doc in manifests),
         inputs=tuple(Input(doc.path, doc.sha256, "manifest") for doc in manifests),
         entries=entries,
@@ -121,7 +121,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     inputs = ([Input(settings.path, settings.sha256, "settings")] if settings else []) + list(manifest.inputs)
     profile_artifact = ProfileArtifact(
         format=PROFILE_FORMAT,
-        compiler_version=oneiric.__version__,
+        compiler_version=VERSION,
         profile=profile,
         inputs=tuple(inputs),
         settings=layers.tree(),

@@ -12,15 +12,10 @@ import json
 from typing import Any, Iterable
 
 from compiler.diagnostics import Diagnostic
+from runtime.about import VERSION
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-
-
-def _version() -> str:
-    import oneiric
-
-    return oneiric.__version__
 
 
 def _result(d: Diagnostic, rule_index: int) -> dict[str, Any]:
@@ -55,7 +50,7 @@ def build_log(diagnostics: Iterable[Diagnostic]) -> dict[str, Any]:
         "runs": [{
             "tool": {"driver": {
                 "name": "oneiric",
-                "version": _version(),
+                "version": VERSION,
                 "rules": [{"id": rule, "name": rule, "shortDescription": {"text": f"oneiric check {rule}"},
                            "defaultConfiguration": {"level": "error"}} for rule in rule_ids],
             }},

@@ -14,7 +14,7 @@ from typing import Any
 
 from compiler import fastschema
 from compiler.diagnostics import Diagnostic, Document, pointer_from_parts, suggest
-from schemas import SCHEMA_DIR
+from runtime.about import SCHEMA_DIR
 
 _CREDENTIAL_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
 

@@ -1,3 +1,5 @@
 """Oneiric: a declarative config compiler plus the small runtime that serves its artifacts."""
 
-__version__ = "0.1.0"
+from runtime.about import VERSION as __version__
+
+__all__ = ["__version__"]

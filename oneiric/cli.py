@@ -1,14 +1,15 @@
 """The one entry point: routes runtime verbs to `runtime.cli`, everything else to `compiler.cli`.
 
-Imports nothing but the chosen half, so a runtime verb never loads click,
-jsonschema, jinja2 or any other compiler library.
+Imports nothing but the chosen half (and the runtime's list of verbs, which costs no library), so a
+runtime verb never loads click, jsonschema, jinja2 or any other compiler library.
 """
 
 from __future__ import annotations
 
 import sys
 
-RUNTIME_VERBS = frozenset({"orchestrate", "health", "supervisor-info", "activity", "workflow"})
+from runtime.cli import VERBS as RUNTIME_VERBS
+
 #: Global options that take a value; they may come before the verb.
 _VALUE_OPTIONS = frozenset({"--config", "--profile"})
 

@@ -9,9 +9,17 @@ from typing import Any
 DIGEST_PREFIX = "sha256:"
 
 
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compact_text(obj: Any) -> str:
+    """The compact encoding as text: sorted keys, no whitespace, no NaN/Infinity (ValueError), not ASCII-escaped."""
+    return _COMPACT.encode(obj)
+
+
 def compact_bytes(obj: Any) -> bytes:
-    """The encoding the digest is taken over: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The encoding the digest is taken over (and every message and stored value): compact text, UTF-8."""
+    return _COMPACT.encode(obj).encode("utf-8")
 
 
 def pretty_bytes(obj: Any) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 
 #: Global options valid before the verb (and, for convenience, after it).
 _GLOBAL_VALUE = ("--config", "--profile")
+#: The runtime's verbs; `oneiric.cli` routes these here and everything else to the compiler.
 VERBS = ("orchestrate", "health", "supervisor-info", "activity", "workflow")
 
 
@@ -51,7 +52,7 @@ def _parser(verb: str, description: str):
 
 
 def _options(global_opts: dict[str, Any], ns: Any, **extra: Any):
-    from runtime.orchestrator import RuntimeOptions
+    from runtime.start import RuntimeOptions
 
     opts = RuntimeOptions(config=getattr(ns, "config", None) or global_opts["config"],
                           profile=getattr(ns, "profile", None) or global_opts["profile"],
@@ -87,42 +88,27 @@ def cmd_orchestrate(global_opts: dict[str, Any], argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     opts = _options(global_opts, ns, manifest=ns.manifest, health_path=ns.health_path, no_remote=ns.no_remote,
                     http_port=ns.http_port, http_host=ns.http_host, no_http=ns.no_http, no_watch=ns.no_watch)
-    from runtime.serve import orchestrate
+    from runtime.orchestrate import orchestrate
 
     return orchestrate(opts)
 
 
-def _env_lookup(environ: Any, name: str) -> str | None:
-    for key, value in environ.items():
-        if key.upper() == name:
-            return value
-    return None
-
-
 def supervisor_info(rt: Any) -> dict[str, Any]:
     """The guide's keys first, then which layer decided and the inputs it weighed."""
-    from runtime.orchestrator import SUPERVISOR_ENV
-    from runtime.overrides import parse_bool
+    from runtime.settings import SupervisorDecision
 
     toggles = rt.profile.profile.toggles
-    path = "runtime.supervisor.enabled"
-    provenance = rt.profile.provenance.get(path, "schema default")
-    if path in rt.overrides.sources:
-        decided_by, decided_at = "env_override", rt.overrides.sources[path]
-    elif provenance.startswith("profile:") or provenance == "schema default":
-        decided_by, decided_at = "profile_default", provenance
-    else:
-        decided_by, decided_at = "runtime_config", provenance
+    decision = SupervisorDecision(rt.profile, rt.environ)
     return {
         "profile_default": rt.profile.profile.base,
         "runtime_config": rt.profile.profile.name,
-        "env_override": parse_bool(_env_lookup(rt.environ, SUPERVISOR_ENV)),
+        "env_override": decision.env_value,
         "supervisor_enabled": rt.supervisor_enabled,
         "watchers_enabled": rt.watchers_enabled,
         "remote_enabled": rt.remote_enabled,
         "inline_manifest_only": toggles.inline_manifest_only,
-        "decided_by": decided_by,
-        "decided_at": decided_at,
+        "decided_by": decision.layer,
+        "decided_at": decision.at,
         "profile_supervisor_enabled": toggles.supervisor_enabled,
         "poll_interval": rt.poll_interval,
         "windows": len(rt.windows),
@@ -134,43 +120,11 @@ def cmd_supervisor_info(global_opts: dict[str, Any], argv: list[str]) -> int:
     parser = _parser("supervisor-info", "Show which layer decides whether the Service Supervisor runs.")
     parser.add_argument("--json", action="store_true")
     ns = parser.parse_args(argv)
-    from runtime.orchestrator import prepare
+    from runtime.start import prepare
 
     rt = prepare(_options(global_opts, ns, log_stream=sys.stderr))
     _emit(supervisor_info(rt), ns.json)
     return 0
-
-
-def _pid_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError, TypeError):
-        return False
-    return True
-
-
-def _check_fresh(record: dict[str, Any], poll_interval: float) -> None:
-    """Mark a health file unhealthy when its writer is gone or has stopped ticking."""
-    import calendar
-    import time
-
-    if record.get("activity_state") == "stopped":
-        return
-    if not _pid_alive(record.get("pid")):
-        record["status"] = "unhealthy"
-        record["detail"] = f"orchestrator pid {record.get('pid')} is not running; the file is stale"
-        return
-    supervisor = (record.get("lifecycle_state") or {}).get("supervisor") or {}
-    written = record.get("written_at")
-    if not supervisor.get("enabled") or not isinstance(written, str):
-        return  # without a supervisor the file is written only at start and at shutdown
-    try:
-        age = time.time() - calendar.timegm(time.strptime(written, "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return
-    if age > max(3 * poll_interval, 10.0):
-        record["status"] = "unhealthy"
-        record["detail"] = f"the supervisor has not written the health file for {int(age)} s (poll {poll_interval} s)"
 
 
 def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
@@ -181,16 +135,16 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
     parser.add_argument("--health-path", help="runtime_health.json to read (default: under the cache dir)")
     ns = parser.parse_args(argv)
     opts = _options(global_opts, ns, log_stream=sys.stderr, manifest=ns.manifest, health_path=ns.health_path)
-    from runtime import health
-    from runtime.orchestrator import build_runtime, prepare
+    from runtime import activate, health
+    from runtime.start import build_runtime, prepare
 
     if ns.probe:
         rt = build_runtime(opts)
         try:
-            record = health.build_record(rt, source="probe", adapters_live=rt.probe_adapters(),
-                                         secrets=rt.check_secrets(live=True))
+            record = health.build_record(rt, source="probe", adapters_live=activate.probe_adapters(rt),
+                                         secrets=activate.check_secrets(rt, live=True))
         finally:
-            rt.close()
+            activate.close(rt)
     else:
         rt = prepare(opts)
         try:
@@ -201,7 +155,7 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
         except (OSError, ValueError) as exc:
             record = {"status": "unhealthy", "detail": f"{rt.health_path}: unreadable health file ({exc})"}
         else:
-            _check_fresh(record, rt.poll_interval)
+            health.check_fresh(record, rt.poll_interval)
     if ns.json:
         health.print_json(record)
     else:
@@ -233,7 +187,7 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
     if not ns.action and (ns.domain or ns.key or ns.note):
         parser.error("--domain/--key/--note go with pause, drain or resume")
     from runtime import health
-    from runtime.orchestrator import prepare
+    from runtime.start import prepare
     from runtime.supervisor import evaluate
 
     rt = prepare(_options(global_opts, ns, log_stream=sys.stderr, health_path=ns.health_path))
@@ -276,7 +230,7 @@ def cmd_workflow(global_opts: dict[str, Any], argv: list[str]) -> int:
                              "(runtime.workflows is not installed)\n")
             return 1
         raise
-    from runtime.orchestrator import RuntimeOptions
+    from runtime.start import RuntimeOptions
 
     opts = RuntimeOptions(config=global_opts["config"], profile=global_opts["profile"], demo=global_opts["demo"],
                           log_stream=sys.stderr)
@@ -304,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"oneiric: error: expected one of {', '.join(VERBS)}, got {verb!r}\n")
         return 2
     from runtime.activity import ActivityError
-    from runtime.orchestrator import StartupError
+    from runtime.start import StartupError
 
     try:
         return command(global_opts, rest)

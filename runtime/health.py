@@ -1,4 +1,5 @@
-"""Health records: the shape `health --json` prints and runtime_health.json holds, and their atomic file I/O."""
+"""Health: the `/healthz` answer, the record `health --json` prints and runtime_health.json holds (built from a
+Runtime, written atomically, judged fresh or stale when read back)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,31 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from runtime.orchestrator import Runtime
+from runtime.activate import failed_required
+from runtime.logs import utc_now_text
+from runtime.process import pid_alive
 
+if TYPE_CHECKING:  # pragma: no cover
+    from runtime.instance import Runtime
+
+#: The health file under the cache dir (unless --health-path names another).
 FILENAME = "runtime_health.json"
 STATUSES = ("healthy", "degraded", "unhealthy")
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER = "5"
+
+
+def healthz_body(rt: "Runtime") -> tuple[int, dict[str, Any]]:
+    """(status code, body) for GET /healthz: 200 only when accepting and every required adapter is up."""
+    state = rt.activity_state()
+    if state != "accepting":
+        return 503, {"status": state, "profile": rt.profile.profile.name}
+    failed = failed_required(rt)
+    if failed:
+        return 503, {"status": "unavailable", "reason": "required adapter failed", "adapters": failed,
+                     "profile": rt.profile.profile.name}
+    return 200, {"status": "ok", "profile": rt.profile.profile.name, "activity_state": state,
+                 "manifest_digest": rt.manifest.digest}
 
 
 def profile_block(rt: "Runtime") -> dict[str, Any]:
@@ -57,9 +78,9 @@ def build_record(rt: "Runtime", *, source: str, adapters_live: dict[str, dict] |
                 "enabled": rt.supervisor_enabled,
                 "last_update": rt.snapshot.last_update,
                 "poll_interval": rt.poll_interval,
-                "status": rt.supervisor_status(),
+                "status": _supervisor_status(rt),
             },
-            "components": rt.component_states(),
+            "components": component_states(rt),
             "rules": [r.as_dict() for r in rt.snapshot.records + rt.snapshot.windows if r.state != "active"],
         },
         "adapters": adapters,
@@ -69,11 +90,39 @@ def build_record(rt: "Runtime", *, source: str, adapters_live: dict[str, dict] |
         "activity_state": activity_state,
         "source": source,
         "pid": os.getpid(),
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "written_at": utc_now_text(digits=0),
     }
     if rt.snapshot.error:
         record["lifecycle_state"]["supervisor"]["error"] = rt.snapshot.error
     return record
+
+
+def _supervisor_status(rt: "Runtime") -> str:
+    if not rt.supervisor_enabled:
+        return "disabled"
+    return rt.supervisor.status if rt.supervisor is not None else "not running"
+
+
+def component_states(rt: "Runtime") -> dict[str, dict[str, Any]]:
+    """lifecycle per component: every selection plus every key named by an activity rule."""
+    names: dict[str, str | None] = {}
+    for sel in rt.profile.selections:
+        names[f"{sel.domain}/{sel.key}"] = sel.provider
+    for rule in rt.snapshot.records + rt.snapshot.windows:
+        if rule.domain != "*" and rule.key != "*":
+            names.setdefault(f"{rule.domain}/{rule.key}", None)
+    result = {}
+    for label in sorted(names):
+        domain, _, key = label.partition("/")
+        status = rt.adapter_status.get(label)
+        if status is not None and status["status"] != "ready":
+            state = "failed"
+        elif rt.lifecycle != "accepting":
+            state = rt.lifecycle
+        else:
+            state = rt.snapshot.state_for(domain, key) or "active"
+        result[label] = {"state": state, "provider": names[label]}
+    return result
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -100,6 +149,29 @@ def read_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
+
+
+def check_fresh(record: dict[str, Any], poll_interval: float, now: float | None = None) -> None:
+    """Mark a health record read back from its file unhealthy when its writer is gone or stopped ticking."""
+    import calendar
+
+    if record.get("activity_state") == "stopped":
+        return
+    if not pid_alive(record.get("pid")):
+        record["status"] = "unhealthy"
+        record["detail"] = f"orchestrator pid {record.get('pid')} is not running; the file is stale"
+        return
+    supervisor = (record.get("lifecycle_state") or {}).get("supervisor") or {}
+    written = record.get("written_at")
+    if not supervisor.get("enabled") or not isinstance(written, str):
+        return  # without a supervisor the file is written only at start and at shutdown
+    try:
+        age = (time.time() if now is None else now) - calendar.timegm(time.strptime(written, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return
+    if age > max(3 * poll_interval, 10.0):
+        record["status"] = "unhealthy"
+        record["detail"] = f"the supervisor has not written the health file for {int(age)} s (poll {poll_interval} s)"
 
 
 def print_json(obj: Any, stream=None) -> None:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Mapping
 
+from runtime.about import DEMO_DIR
+
 
 class LocateError(Exception):
     """The profile artifact cannot be found; the message says where it looked and what to do."""
@@ -26,14 +28,9 @@ class Location:
         self.cache_base = cache_base
 
 
-def demo_project_dir() -> Path:
-    """The bundled example project (oneiric/demo/)."""
-    import oneiric
-
-    return Path(oneiric.__file__).resolve().parent / "demo"
-
-
-def _config_project_dir(path: Path) -> Path:
+def project_dir_of_config(path: Path) -> Path:
+    """The project a `--config` file belongs to: a settings file sits in `<project>/config/`, a profile
+    artifact in `<project>/build/`; any other file's own directory is the project."""
     parent = path.parent
     if parent.name in ("config", "build"):
         return parent.parent
@@ -76,7 +73,7 @@ def locate(*, profile: str | None = None, config: str | None = None, demo: bool 
     env = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
     if demo:
-        project = demo_project_dir()
+        project = DEMO_DIR
         name = profile or "default"
         path = project / "build" / f"{name}_profile.json"
         if not path.is_file():
@@ -100,13 +97,13 @@ def locate(*, profile: str | None = None, config: str | None = None, demo: bool 
         name, source = "default", "default"
 
     if config_path is not None and config_path.suffix == ".json":
-        project = _config_project_dir(config_path)
+        project = project_dir_of_config(config_path)
         if source == "ONEIRIC_CONFIG" or config_path.name == f"{name}_profile.json":
             path = config_path
         else:
             path = config_path.parent / f"{name}_profile.json"
     elif config_path is not None:
-        project = _config_project_dir(config_path)
+        project = project_dir_of_config(config_path)
         path = project / "build" / f"{name}_profile.json"
     else:
         project = cwd

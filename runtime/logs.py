@@ -15,13 +15,15 @@ TRACE_FIELD = "logging.googleapis.com/trace"
 SPAN_FIELD = "logging.googleapis.com/spanId"
 
 
-def utc_now_text(when: float | None = None, *, millis: bool = True) -> str:
-    """`2026-01-02T03:04:05.678Z` (or without the fraction), always UTC."""
+def utc_now_text(when: float | None = None, *, digits: int = 3) -> str:
+    """`2026-01-02T03:04:05.678Z`, always UTC: the time every record the runtime writes carries, with
+    `digits` of the second's fraction (0, 3 for logs, 6 for queue timestamps that order deliveries)."""
     when = time.time() if when is None else when
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
-    if not millis:
+    if not digits:
         return base + "Z"
-    return f"{base}.{int(when * 1000) % 1000:03d}Z"
+    scale = 10 ** digits
+    return f"{base}.{int(when * scale) % scale:0{digits}d}Z"
 
 
 def trace_fields(header: str | None, project_id: str | None) -> dict[str, str]:

@@ -16,7 +16,7 @@ Modules, in data-flow order:
 Authentication lives in `runtime.tasks_auth`; the queue providers in
 `runtime.adapters.queue_local` and `runtime.adapters.queue_cloudtasks`.
 
-Importing this package does no work; `runtime/http.py` imports
+Importing this package does no work; `runtime/app.py` imports
 `runtime.workflows.endpoint` on the first delivery (or the server's warm-up),
 `runtime/cli.py` imports `runtime.workflows.cli` for the `workflow` verb.
 """

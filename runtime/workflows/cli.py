@@ -54,7 +54,7 @@ def _context(text: str | None) -> dict[str, Any]:
 
 
 def _default_runtime(options: Any) -> Any:
-    from runtime.orchestrator import build_runtime
+    from runtime.start import build_runtime
 
     return build_runtime(options)
 

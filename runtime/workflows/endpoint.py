@@ -1,7 +1,7 @@
 """`POST /tasks/workflow`: authenticate a delivery, dedupe it against stored runs, execute, answer.
 
 `handle_delivery(rt, body, headers) -> (status, json_body, extra_headers)` is
-what `runtime/http.py` calls. Order of checks: 413 body too large, 401 auth (503 when the
+what `runtime/app.py` calls. Order of checks: 413 body too large, 401 auth (503 when the
 HMAC key or the token signing keys cannot be read: an outage, not the sender's fault),
 400 malformed JSON or fields, 404 unknown workflow, 503 + Retry-After when
 the workflow is gated (paused, draining, starting, stopping; a completed
@@ -47,8 +47,8 @@ def _gated(reason: str) -> Response:
                   {"Retry-After": str(RETRY_AFTER.get(reason, 10))})
 
 
-class _BadRequest(Exception):
-    pass
+class BadRequest(Exception):
+    """The delivery body is malformed (answered 400); the message says which field and why."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -56,28 +56,28 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
-    """The delivery message, checked field by field; raises _BadRequest with what is wrong."""
+    """The delivery message, checked field by field; raises BadRequest with what is wrong."""
     try:
         obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
+        raise BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
     except RecursionError:  # `[[[[...` nested past the interpreter's recursion limit
-        raise _BadRequest("body is nested too deeply") from None
+        raise BadRequest("body is nested too deeply") from None
     if not isinstance(obj, dict):
-        raise _BadRequest("body must be a JSON object {workflow, run_id?, context?, metadata?}")
+        raise BadRequest("body must be a JSON object {workflow, run_id?, context?, metadata?}")
     unknown = sorted(set(obj) - BODY_FIELDS)
     if unknown:
-        raise _BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: workflow, run_id, context, metadata"
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: workflow, run_id, context, metadata"
                           " (results and checkpoints are never taken from a request)")
     wf = obj.get("workflow")
     if not isinstance(wf, str) or not wf.strip():
-        raise _BadRequest("field workflow must be a non-empty string")
+        raise BadRequest("field workflow must be a non-empty string")
     run_id = obj.get("run_id")
     if run_id is not None and (not isinstance(run_id, str) or not _RUN_ID.match(run_id)):
-        raise _BadRequest("field run_id must match [A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
+        raise BadRequest("field run_id must match [A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
     for name in ("context", "metadata"):
         if obj.get(name) is not None and not isinstance(obj[name], dict):
-            raise _BadRequest(f"field {name} must be an object")
+            raise BadRequest(f"field {name} must be an object")
     return obj
 
 
@@ -120,7 +120,7 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
                       (svc.http.get("tasks_auth") == "oidc") else 'Signature header="X-Oneiric-Signature"'})
     try:
         msg = parse_body(body)
-    except _BadRequest as exc:
+    except BadRequest as exc:
         return _error(400, "bad_request", str(exc))
     workflow = msg["workflow"]
     info["workflow"] = workflow

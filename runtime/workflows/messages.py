@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from datetime import datetime, timezone
 from typing import Any
+
+from runtime.canonical import compact_bytes
 
 DELIVERY_PATH = "/tasks/workflow"
 
@@ -20,11 +20,7 @@ def task_name_for(run_id: str) -> str:
     return f"{digest}-{_UNSAFE.sub('_', run_id)[:120]}"
 
 
-def utc_now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def build_body(workflow: str, run_id: str, context: dict[str, Any] | None, metadata: dict[str, Any]) -> bytes:
     """The JSON body `POST /tasks/workflow` expects: `{workflow, run_id, context, metadata}`."""
     obj = {"workflow": workflow, "run_id": run_id, "context": context or {}, "metadata": metadata}
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return compact_bytes(obj)

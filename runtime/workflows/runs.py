@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.canonical import compact_text
+from runtime.process import pid_alive
+
 FILENAME = "workflow_runs.sqlite"
 #: the longest a node checkpoint waits to be group-committed (a crash may lose this much)
 CHECKPOINT_INTERVAL = 0.02
@@ -82,16 +85,6 @@ _PROCESS_TOKEN = uuid.uuid4().hex[:12]
 
 def process_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{_PROCESS_TOKEN}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunConflictError(Exception):
@@ -149,12 +142,8 @@ _NODE_UPSERT = (
     " attempts=nodes.attempts+excluded.attempts, output=excluded.output, error=excluded.error,"
     " started_at=COALESCE(nodes.started_at, excluded.started_at), finished_at=excluded.finished_at")
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps(obj: Any) -> str:
-    """The store's JSON encoding: sorted keys, compact, UTF-8, no NaN (raises ValueError/TypeError)."""
-    return _ENCODER.encode(obj)
+#: The store's JSON encoding: canonical compact JSON (raises ValueError/TypeError on NaN or non-JSON).
+dumps = compact_text
 
 
 class RunStore:
@@ -275,7 +264,7 @@ class RunStore:
         if token == _PROCESS_TOKEN:
             return run.run_id in self._active
         try:
-            return _pid_alive(int(pid_text))
+            return pid_alive(int(pid_text))
         except ValueError:
             return True
 

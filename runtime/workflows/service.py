@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 from runtime.adapters.base import AdapterContext, AdapterError, SecretValue
 from runtime.tasks_auth import AuthError, AuthUnavailableError, HmacVerifier, JwksCache, NoAuth, OidcVerifier, sign
 from runtime.workflows.engine import Engine, Outcome
-from runtime.workflows.messages import DELIVERY_PATH, build_body, task_name_for, utc_now_text
+from runtime.logs import utc_now_text
+from runtime.workflows.messages import DELIVERY_PATH, build_body, task_name_for
 from runtime.workflows.runs import Claim, Run, RunStore
 
 #: how long a resolved HMAC key is reused before asking the secrets adapter again
@@ -227,7 +228,7 @@ class WorkflowService:
                 raise EnqueueError(f"run id {run_id!r} was already enqueued for workflow {prior['workflow']!r}")
             return {**prior, "deduplicated": True}
         choice = self.bind_queue(workflow=workflow)
-        queued_at = utc_now_text()
+        queued_at = utc_now_text(digits=6)
         metadata = {"queued_at": queued_at, "queue_category": choice.category, "queue_provider": choice.provider}
         body = build_body(workflow, run_id, context, metadata)
         signer = self.signer()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas import SCHEMA_DIR
+from runtime.about import SCHEMA_DIR
 
 from .helpers import MANIFEST, REPO, SETTINGS, clean_env, clone, commit_all, git, git_init, run_cli, write_project
 

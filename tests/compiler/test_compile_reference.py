@@ -195,6 +195,19 @@ def test_explain_shows_every_layer_winner_last(tmp_path: Path):
     assert port == [{"layer": "schema default", "value": 8080, "origin": "schemas/settings.schema.json"}]
 
 
+def test_config_naming_a_profile_artifact_finds_its_project_like_the_runtime(tmp_path: Path):
+    """`--config build/x_profile.json` means the project above build/, for the compiler as for the runtime."""
+    root = copy_reference(tmp_path / "p")
+    assert run_cli("compile", cwd=root).returncode == 0
+    artifact = root / "build" / "serverless_profile.json"
+    check = run_cli("--config", str(artifact), "compile", "--check", "--profile", "serverless", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "p/build/serverless_profile.json" in check.stdout
+    info = run_cli("--config", str(artifact), "supervisor-info", "--json", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["profile_digest"] == json.loads(artifact.read_bytes())["digest"]
+
+
 def test_usage_errors_exit_2():
     assert run_cli("compile", "--no-such-flag").returncode == 2
     assert run_cli("manifest", "pack", "--output", "x.json").returncode == 2
@@ -229,7 +242,7 @@ def test_artifacts_validate_against_their_published_schemas(compiled: Path, kind
 def test_every_schema_is_draft_2020_12_with_an_id():
     from jsonschema import Draft202012Validator
 
-    from schemas import SCHEMA_DIR
+    from runtime.about import SCHEMA_DIR
 
     files = sorted(SCHEMA_DIR.rglob("*.json"))
     assert len(files) >= 9

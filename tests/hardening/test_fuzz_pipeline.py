@@ -224,7 +224,7 @@ bodies = st.one_of(
 
 
 def test_parse_body_never_raises_anything_but_bad_request(reliability):
-    from runtime.workflows.endpoint import _BadRequest, parse_body
+    from runtime.workflows.endpoint import BadRequest, parse_body
 
     tally = {"inputs": 0, "accepted": 0, "refused": 0}
 
@@ -234,7 +234,7 @@ def test_parse_body_never_raises_anything_but_bad_request(reliability):
         tally["inputs"] += 1
         try:
             msg = parse_body(body)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             assert str(exc)
             tally["refused"] += 1
             return
@@ -315,7 +315,7 @@ def test_redigested_artifact_of_the_wrong_shape_is_refused_by_orchestrate(refere
 def test_deeply_nested_body_is_a_400_not_a_500():
     """Regression: `[[[[...` (100k) raised RecursionError out of parse_body; handle_delivery answered
     500 internal, which Cloud Tasks retries forever."""
-    from runtime.workflows.endpoint import _BadRequest, parse_body
+    from runtime.workflows.endpoint import BadRequest, parse_body
 
-    with pytest.raises(_BadRequest, match="nested too deeply"):
+    with pytest.raises(BadRequest, match="nested too deeply"):
         parse_body(b"[" * 100_000)

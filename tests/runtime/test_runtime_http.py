@@ -12,7 +12,7 @@ import time
 import pytest
 
 from rt_helpers import BASE_SETTINGS, build_artifacts, clean_env, http, run_cli, wait_until
-from runtime.server import Server
+from runtime.listener import Server
 
 FORBIDDEN = {"yaml", "jsonschema", "jinja2", "tomlkit", "cattrs", "click", "google", "compiler", "grpc"}
 

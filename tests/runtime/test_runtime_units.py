@@ -138,6 +138,28 @@ def test_health_file_writes_are_atomic(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["runtime_health.json"]  # no temp files left
 
 
+def test_pid_alive_tells_dead_from_running_and_refuses_non_pids():
+    import subprocess
+    import sys
+
+    from runtime.process import pid_alive
+
+    assert pid_alive(os.getpid()) and pid_alive(str(os.getpid()))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    assert not pid_alive(child.pid)
+    assert not any(pid_alive(v) for v in (None, "x", 2 ** 80))
+
+
+def test_utc_now_text_digits():
+    from runtime.logs import utc_now_text
+
+    when = 1767322445.678901
+    assert utc_now_text(when, digits=0) == "2026-01-02T02:54:05Z"
+    assert utc_now_text(when) == "2026-01-02T02:54:05.678Z"
+    assert utc_now_text(when, digits=6) == "2026-01-02T02:54:05.678901Z"
+
+
 def test_trace_fields():
     assert trace_fields("abc123/42;o=1", "proj") == {"logging.googleapis.com/trace": "projects/proj/traces/abc123",
                                                      "logging.googleapis.com/spanId": "42"}

@@ -50,8 +50,9 @@ def test_without_the_workflows_package_delivery_answers_501(tmp_path, monkeypatc
     import sys
 
     from rt_helpers import build_artifacts
-    from runtime.orchestrator import RuntimeOptions, build_runtime
-    from runtime.wsgi import App
+    from runtime.activate import close
+    from runtime.app import App
+    from runtime.start import RuntimeOptions, build_runtime
 
     build_artifacts(tmp_path)
     rt = build_runtime(RuntimeOptions(profile="serverless", cwd=tmp_path, environ={}, log_stream=io.StringIO()))
@@ -60,10 +61,12 @@ def test_without_the_workflows_package_delivery_answers_501(tmp_path, monkeypatc
     status, _, body = _call(app, "POST", "/tasks/workflow", b'{"workflow": "x"}')
     assert status == 501 and body["error"] == "not_implemented" and "not installed" in body["detail"]
     assert _call(app, "GET", "/healthz")[0] == 200
+    status, headers, body = _call(app, "POST", "/healthz")
+    assert (status, headers["Allow"], body["error"]) == (405, "GET, HEAD", "method_not_allowed")
     rt.lifecycle = "stopping"
     status, headers, body = _call(app, "POST", "/tasks/workflow", b"{}")
     assert (status, headers["Retry-After"], body["error"]) == (503, "5", "stopping")
-    rt.close()
+    close(rt)
 
 
 def test_without_the_workflows_package_the_verb_says_so(monkeypatch, capsys):

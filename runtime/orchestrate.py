@@ -1,4 +1,4 @@
-"""`orchestrate`: listen first, activate, supervise, then drain on SIGTERM and write the final health file."""
+"""The `orchestrate` verb: listen first, activate, supervise, then drain on SIGTERM and write the final health file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import signal
 import threading
 from typing import Any
 
-from runtime.orchestrator import Runtime, StartupError, prepare
+from runtime import activate, health
+from runtime.instance import Runtime
+from runtime.start import StartupError, prepare
 
 
 def _port(options: Any, rt: Runtime) -> int:
@@ -24,8 +26,6 @@ def _port(options: Any, rt: Runtime) -> int:
 
 
 def _tick(rt: Runtime) -> None:
-    from runtime import health
-
     before = rt.snapshot.global_state
     rt.refresh_activity()
     after = rt.snapshot.global_state
@@ -48,8 +48,8 @@ def orchestrate(options: Any) -> int:
 
     server = app = None
     if not getattr(options, "no_http", False):
-        from runtime.server import Server
-        from runtime.wsgi import App
+        from runtime.app import App
+        from runtime.listener import Server
 
         app = App(rt, debug_modules=rt.environ.get("ONEIRIC_DEBUG_MODULES") == "1")
         host = getattr(options, "http_host", None) or "0.0.0.0"
@@ -62,8 +62,7 @@ def orchestrate(options: Any) -> int:
         rt.http_port = server.port
         rt.log("INFO", "listening", host=host, port=server.port, profile=rt.profile.profile.name)
 
-    rt.activate()
-    from runtime import health
+    activate.activate(rt)
     from runtime.supervisor import Supervisor
 
     supervisor = Supervisor(lambda: _tick(rt), rt.poll_interval, rt.log)
@@ -106,7 +105,7 @@ def orchestrate(options: Any) -> int:
         health.write_file(rt.health_path, health.build_record(rt, source="orchestrate"))
     except OSError as exc:
         rt.log("ERROR", "cannot write the final health file", error=str(exc))
-    rt.close()
+    activate.close(rt)
     rt.log("INFO", "stopped", drained=drained, pid=os.getpid())
     return 0
 

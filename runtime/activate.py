@@ -1,0 +1,115 @@
+"""Adapter activation and secrets readiness: the profile's selections -> live adapters, each one's status.
+
+Secrets come first (every other adapter's settings may hold `secret://` references); only the selected
+factories' modules are imported. A failure is recorded per adapter, never raised: `/healthz` and `health`
+report it. The state lives on the Runtime (`adapters`, `adapter_status`, `secrets`, `secrets_status`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runtime import settings as view
+from runtime.adapters.base import AdapterContext, AdapterError, SecretsAdapter, load_factory
+from runtime.model import Selection
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runtime.instance import Runtime
+
+
+def _secret_refs(rt: "Runtime") -> list[tuple[str, str | None]]:
+    return [(s.name, s.version if "@" in s.ref else None) for s in rt.profile.secrets]
+
+
+def _context(rt: "Runtime") -> AdapterContext:
+    return AdapterContext(project_dir=rt.project_dir, cache_dir=rt.cache_dir, profile=rt.profile.profile.name,
+                          log=rt.log, extra={"environ": rt.environ, "runtime": rt, "secret_refs": tuple(_secret_refs(rt))})
+
+
+def _build(rt: "Runtime", sel: Selection, context: AdapterContext) -> Any:
+    factory = load_factory(sel.factory, view.factory_allowlist(rt.settings))
+    settings = view.selection_settings(sel, rt.overrides.applied)
+    if sel.key != "secrets":  # a secret value beats every other layer (SPEC 3)
+        settings = {k: rt.resolve(v) for k, v in settings.items()}
+    return factory(settings, secrets=rt.secrets, context=context)
+
+
+def activate(rt: "Runtime") -> None:
+    """Build and activate each selected adapter (secrets first), importing only their modules."""
+    context = _context(rt)
+    selections = [s for s in rt.profile.selections if s.domain == "adapter"]
+    secrets_sel = view.secrets_selection(selections, rt.settings)
+    selections = [secrets_sel] + sorted((s for s in selections if s.key != "secrets"), key=lambda s: s.key)
+    for sel in selections:
+        label = f"{sel.domain}/{sel.key}"
+        try:
+            adapter = _build(rt, sel, context)
+            adapter.activate()
+        except Exception as exc:  # any failure in third-party code is reported, not fatal
+            detail = str(exc) if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"
+            rt.adapter_status[label] = {"provider": sel.provider, "status": "error",
+                                        "required": sel.required, "detail": detail}
+            rt.log("ERROR", f"adapter {label} ({sel.provider}) failed to activate", error=detail,
+                   required=sel.required)
+            continue
+        rt.adapters[(sel.domain, sel.key)] = adapter
+        rt.adapter_status[label] = {"provider": sel.provider, "status": "ready",
+                                    "required": sel.required, "detail": None}
+        if sel.key == "secrets" and isinstance(adapter, SecretsAdapter):
+            rt.secrets = adapter
+    rt.secrets_status = check_secrets(rt)
+
+
+def check_secrets(rt: "Runtime", live: bool = False) -> dict[str, Any]:
+    """`{provider, status, ...}`: ready only when the adapter answers and every referenced secret exists."""
+    block: dict[str, Any] = {"provider": view.secrets_provider(rt.settings)}
+    if rt.secrets is None:
+        failed = rt.adapter_status.get("adapter/secrets", {})
+        block.update(status="error", detail=failed.get("detail") or "secrets adapter not active", missing=[])
+        return block
+    try:
+        if live:
+            probe = rt.secrets.health() or {}
+            if probe.get("status", "ready") != "ready":
+                block.update(status=probe.get("status"), detail=probe.get("detail"), missing=[])
+                return block
+        result = rt.secrets.readiness(_secret_refs(rt))
+    except Exception as exc:
+        block.update(status="error", detail=f"{type(exc).__name__}: {exc}", missing=[])
+        return block
+    block.update(status=result.get("status", "error"), detail=result.get("detail"),
+                 missing=list(result.get("missing", [])))
+    block["references"] = result.get("references",
+                                     [{"name": s.name, "version": s.version} for s in rt.profile.secrets])
+    return block
+
+
+def probe_adapters(rt: "Runtime") -> dict[str, dict[str, Any]]:
+    """Call `health()` on every active adapter now; failed activations stay as recorded."""
+    result = {}
+    for label, status in rt.adapter_status.items():
+        domain, _, key = label.partition("/")
+        adapter = rt.adapters.get((domain, key))
+        entry = dict(status)
+        if adapter is not None:
+            try:
+                live = adapter.health() or {}
+                entry["status"] = live.get("status", "ready")
+                entry["detail"] = live.get("detail")
+            except Exception as exc:
+                entry["status"], entry["detail"] = "error", f"{type(exc).__name__}: {exc}"
+        result[label] = entry
+    return result
+
+
+def failed_required(rt: "Runtime") -> list[str]:
+    return [k for k, v in rt.adapter_status.items() if v["status"] != "ready" and v.get("required", True)]
+
+
+def close(rt: "Runtime") -> None:
+    """Close every active adapter; a failure is logged, the others still close."""
+    for (domain, key), adapter in list(rt.adapters.items()):
+        try:
+            adapter.close()
+        except Exception as exc:
+            rt.log("WARNING", f"adapter {domain}/{key} failed to close", error=f"{type(exc).__name__}: {exc}")
