@@ -6,15 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.diagnostics import CompileError, Diagnostic
-from compiler.emit import render, to_json
+from compiler.emit import encode
 from compiler.project import load_project, settings_for
 from compiler.resolve import resolve
-from runtime.canonical import pretty_bytes
 
 
 @dataclass
 class BuildResult:
     files: dict[Path, bytes] = field(default_factory=dict)
+    #: each file's artifact digest (what `compile` prints), taken as it was encoded
+    digests: dict[Path, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
 
@@ -41,19 +42,20 @@ def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) 
         if isinstance(settings, Diagnostic):
             result.diagnostics.append(settings)
             continue
-        manifest_name = f"{name}_manifest.json"
-        rendered: dict[str, dict] = {}
+        manifest_path = out_dir / f"{name}_manifest.json"
 
-        def manifest_digest(manifest) -> str:
-            rendered["manifest"] = to_json(manifest)  # rendered once, reused for the file below
-            return rendered["manifest"]["digest"]
+        def manifest_digest(manifest) -> str:  # encoded once: the profile pins this digest, the file holds it
+            result.files[manifest_path], result.digests[manifest_path] = encode(manifest)
+            return result.digests[manifest_path]
 
         try:
-            resolved = resolve(name, settings, project.manifests, manifest_name, manifest_digest)
+            resolved = resolve(name, settings, project.manifests, manifest_path.name, manifest_digest)
         except CompileError as exc:
+            result.files.pop(manifest_path, None)
+            result.digests.pop(manifest_path, None)
             result.diagnostics.extend(d for d in exc.diagnostics if d not in result.diagnostics)
             continue
-        result.files[out_dir / manifest_name] = pretty_bytes(rendered["manifest"])
-        result.files[out_dir / f"{name}_profile.json"] = render(resolved.profile)
+        profile_path = out_dir / f"{name}_profile.json"
+        result.files[profile_path], result.digests[profile_path] = encode(resolved.profile)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result

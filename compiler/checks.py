@@ -28,7 +28,7 @@ def entry_span(entry: Entry) -> Span | None:
     return Span.parse(entry.source)
 
 
-def _at(docs: dict[str, Document], entry: Entry, suffix: str) -> tuple[Span | None, str]:
+def field_span(docs: dict[str, Document], entry: Entry, suffix: str) -> tuple[Span | None, str]:
     """Span and pointer of a field inside a manifest entry (entry.source names file and position)."""
     span = entry_span(entry)
     doc = docs.get(span.file) if span else None
@@ -54,18 +54,18 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
         if entry.domain != "workflow":
             continue
         if entry.dag is None:
-            span, pointer = _at(docs, entry, "")
+            span, pointer = field_span(docs, entry, "")
             out.append(Diagnostic("dag.missing", f"workflow {entry.key!r} has no dag.nodes", span, pointer))
             continue
         ids: dict[str, int] = {}
         for i, node in enumerate(entry.dag.nodes):
             if node.id in ids:
-                span, pointer = _at(docs, entry, f"/dag/nodes/{i}/id")
+                span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/id")
                 out.append(Diagnostic("dag.duplicate-id", f"workflow {entry.key!r}: node id {node.id!r} is used twice",
                                       span, pointer))
             ids.setdefault(node.id, i)
             if node.task not in tasks:
-                span, pointer = _at(docs, entry, f"/dag/nodes/{i}/task")
+                span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/task")
                 near = suggest(node.task, tasks)
                 out.append(Diagnostic("dag.unknown-task", f"workflow {entry.key!r}: node {node.id!r} names task "
                                       f"{node.task!r}, which no task entry provides", span, pointer,
@@ -73,7 +73,7 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
         for i, node in enumerate(entry.dag.nodes):
             for j, dep in enumerate(node.depends_on):
                 if dep not in ids:
-                    span, pointer = _at(docs, entry, f"/dag/nodes/{i}/depends_on/{j}")
+                    span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/depends_on/{j}")
                     near = suggest(dep, ids)
                     out.append(Diagnostic("dag.unknown-dependency", f"workflow {entry.key!r}: node {node.id!r} "
                                           f"depends on {dep!r}, which is not a node of this workflow", span, pointer,
@@ -82,7 +82,7 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
             continue  # ids are ambiguous; the duplicate-id error comes first
         cycle = _find_cycle({n.id: [d for d in n.depends_on if d in ids] for n in entry.dag.nodes})
         if cycle:
-            span, pointer = _at(docs, entry, f"/dag/nodes/{ids[cycle[0]]}/depends_on")
+            span, pointer = field_span(docs, entry, f"/dag/nodes/{ids[cycle[0]]}/depends_on")
             out.append(Diagnostic("dag.cycle", f"workflow {entry.key!r} has a dependency cycle: "
                                   + " -> ".join(cycle), span, pointer, "remove one of these depends_on edges"))
     return out
@@ -121,13 +121,13 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
     for entry in entries:
         module, _, attr = entry.factory.partition(":")
         if module.startswith(".") or not _allowed(module, allowlist):
-            span, pointer = _at(docs, entry, "/factory")
+            span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-allowed", f"factory {entry.factory!r} is outside the factory allowlist "
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
                                   "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
         elif (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr) is False:
-            span, pointer = _at(docs, entry, "/factory")
+            span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-defined", f"factory {entry.factory!r}: {attr} is not defined in "
                                   f"{module} itself (an imported name would let an allowed module lend out another)",
                                   span, pointer, "name a function or class the module defines"))
@@ -276,6 +276,83 @@ def collect_secret_refs(layers: Layers, doc: Document | None) -> tuple[dict[str,
     return refs, errors
 
 
+def check_provider_settings_known(catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    """provider_settings for a provider nobody declares is almost always a typo."""
+    known = {p for providers in catalog.values() for p in providers}
+    named = sorted({p[2] for p in layers.values if len(p) >= 3 and p[:2] == ("adapters", "provider_settings")})
+    out = []
+    for name in named:
+        if name not in known:
+            near = suggest(name, known)
+            pointer = f"/adapters/provider_settings/{name}"
+            out.append(Diagnostic("select.unknown-provider", f"provider_settings for unknown provider {name!r}",
+                                  doc.span(pointer, key=True) if doc else None, pointer,
+                                  f"did you mean {near!r}?" if near else None))
+    return out
+
+
+def check_queue_categories(entries, catalog, layers: Layers, doc: Document | None,
+                            docs: dict[str, Document]) -> list[Diagnostic]:
+    """The workflows' queue category (global and per workflow) names an adapter key, and a per-workflow
+    provider is one that key offers."""
+    if not any(e.domain == "workflow" for e in entries):
+        return []
+    adapter_keys = [k for d, k in catalog if d == "adapter"]
+    errors: list[Diagnostic] = []
+    category = layers.get(("workflows", "options", "queue_category"), "queue")
+    pointer = "/workflows/options/queue_category"
+    _, found = check_queue_category(category, adapter_keys, pointer, doc.span(pointer) if doc else None)
+    errors.extend(found)
+    for entry in entries:
+        scheduler = entry.metadata.get("scheduler") or {}
+        if entry.domain == "workflow" and scheduler.get("queue_category"):
+            span, ptr = field_span(docs, entry, "/metadata/scheduler/queue_category")
+            key, found = check_queue_category(scheduler["queue_category"], adapter_keys, ptr, span)
+            errors.extend(found)
+            provider = scheduler.get("provider")
+            if key and provider and provider not in catalog[("adapter", key)]:
+                span, ptr = field_span(docs, entry, "/metadata/scheduler/provider")
+                errors.append(Diagnostic("workflow.queue-provider", f"workflow {entry.key!r}: adapter {key!r} has no "
+                                         f"provider {provider!r}", span, ptr,
+                                         f"providers: {', '.join(sorted(catalog[('adapter', key)]))}"))
+    return errors
+
+
+def check_auth_matches_queue(entries, chosen, catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
+    """The queue that delivers workflows must be able to pass the callback's authentication."""
+    if not any(e.domain == "workflow" for e in entries):
+        return []
+    category = layers.get(("workflows", "options", "queue_category"), "queue")
+    key = resolve_category(category, [k for d, k in catalog if d == "adapter"])
+    choice = chosen.get(("adapter", key)) if key else None
+    if choice is None:
+        return []
+    mode = layers.get(("http", "tasks_auth"))
+    provider = choice.candidate.provider
+    pointer = "/http/tasks_auth"
+    span = doc.span(pointer) if doc else None
+    if mode == "oidc" and provider == "local":
+        return [Diagnostic("auth.queue", "tasks_auth = \"oidc\" cannot authenticate the local queue's deliveries "
+                           "(it signs them with HMAC)", span, pointer, "use hmac with the local queue")]
+    if mode == "oidc" and provider == "cloudtasks":
+        base = ("adapters", "provider_settings", "cloudtasks")
+        audience = layers.get(base + ("oidc_audience",)) or layers.get(base + ("http_target_url",))
+        account = layers.get(base + ("service_account_email",))
+        out = []
+        if audience != layers.get(("http", "oidc_audience")):
+            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens for audience {audience!r} but [http] "
+                                  f"oidc_audience is {layers.get(('http', 'oidc_audience'))!r}",
+                                  doc.span("/http/oidc_audience") if doc else None, "/http/oidc_audience",
+                                  "make them equal (the token audience is cloudtasks oidc_audience, else http_target_url)"))
+        if account != layers.get(("http", "oidc_service_account")):
+            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens as {account!r} but [http] "
+                                  f"oidc_service_account is {layers.get(('http', 'oidc_service_account'))!r}",
+                                  doc.span("/http/oidc_service_account") if doc else None, "/http/oidc_service_account",
+                                  "set [adapters.provider_settings.cloudtasks] service_account_email to the same account"))
+        return out
+    return []
+
+
 def check_queue_category(category: str, adapter_keys: Iterable[str], pointer: str, span: Span | None) -> tuple[str | None, list[Diagnostic]]:
     key = resolve_category(category, adapter_keys)
     if key is None:
@@ -293,10 +370,6 @@ def resolve_category(category: str, adapter_keys: Iterable[str]) -> str | None:
         if ".".join(parts[:n]) in keys:
             return ".".join(parts[:n])
     return None
-
-
-def settings_pointer(path: tuple[str, ...]) -> str:
-    return "/" + "/".join(path)
 
 
 def leaf_type(value: Any) -> str | None:

@@ -54,9 +54,8 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
     if fmt != "text":
         emit_diagnostics([], fmt)
         return
-    for path, data in sorted(result.files.items()):
-        digest = json.loads(data)["digest"]
-        click.echo(f"wrote {display(path)} ({digest})")
+    for path in sorted(result.files):
+        click.echo(f"wrote {display(path)} ({result.digests[path]})")
 
 
 @click.command("pack")

@@ -23,8 +23,14 @@ def digest_of(artifact: Any) -> str:
     return to_json(artifact)["digest"]
 
 
+def encode(artifact: Any) -> tuple[bytes, str]:
+    """The artifact's file bytes and its digest, from one unstructuring."""
+    data = to_json(artifact)
+    return pretty_bytes(data), data["digest"]
+
+
 def render(artifact: Any) -> bytes:
-    return pretty_bytes(to_json(artifact))
+    return encode(artifact)[0]
 
 
 class EmitError(Exception):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from compiler.templating import TemplateError, render_template
+from runtime import artifact
+from runtime.artifact import ArtifactError
+from runtime.model import ProfileArtifact
+from runtime.overrides import get_path
 
 #: The profile the web process serves when none is named (SPEC section 1).
 DEFAULT_PROFILE = "serverless"
@@ -17,37 +22,33 @@ class ProcfileError(Exception):
     """The profile artifact is missing or unreadable, or the template failed to render."""
 
 
-def load_profile(root: Path, name: str) -> tuple[str, dict[str, Any]]:
+def load_profile(root: Path, name: str) -> tuple[str, ProfileArtifact]:
+    """The compiled profile artifact, through the runtime's reader (not digest-checked: `compile --check`
+    and `manifest verify` do that)."""
     rel = f"build/{name}_profile.json"
+    if not (root / rel).is_file():
+        raise ProcfileError(f"{rel} not found: run oneiric compile --profile {name} first")
     try:
-        data = json.loads((root / rel).read_bytes())
-    except FileNotFoundError:
-        raise ProcfileError(f"{rel} not found: run oneiric compile --profile {name} first") from None
-    except (OSError, ValueError) as exc:
-        raise ProcfileError(f"{rel}: unreadable profile artifact ({exc}): run oneiric compile") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("profile"), dict):
-        raise ProcfileError(f"{rel}: not a profile artifact")
-    return rel, data
+        return rel, artifact.decode_profile(artifact.parse(artifact.read_bytes(root / rel, rel), rel), rel)
+    except ArtifactError as exc:
+        raise ProcfileError(f"{exc}: run oneiric compile") from exc
 
 
-def context_for(rel: str, data: dict[str, Any], target: str) -> dict[str, Any]:
-    remote = (data.get("settings") or {}).get("remote") or {}
+def context_for(rel: str, profile: ProfileArtifact, target: str) -> dict[str, Any]:
     return {
-        "profile": data["profile"].get("name"),
-        "no_remote": not remote.get("enabled", False),
+        "profile": profile.profile.name,
+        "no_remote": not get_path(profile.settings, "remote.enabled", False),
         "target": target,
         "artifact": rel,
-        "digest": data.get("digest"),
+        "digest": profile.digest,
     }
 
 
 def render_procfiles(root: Path, name: str, template: Path | None = None) -> dict[Path, bytes]:
     """The bytes of every target file, keyed by its path under `root`."""
-    from compiler.release import ReportError, load_template
-
-    rel, data = load_profile(root, name)
+    rel, profile = load_profile(root, name)
     try:
-        tpl = load_template(TEMPLATE, template)
-        return {root / target: tpl.render(**context_for(rel, data, target)).encode("utf-8") for target in TARGETS}
-    except ReportError as exc:
+        return {root / target: render_template(TEMPLATE, template, **context_for(rel, profile, target)).encode("utf-8")
+                for target in TARGETS}
+    except TemplateError as exc:
         raise ProcfileError(str(exc)) from exc

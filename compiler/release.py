@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtime.about import TEMPLATE_DIR, VERSION
+from compiler.templating import TemplateError, render_template
+from runtime import artifact
+from runtime.about import VERSION
+from runtime.artifact import ArtifactError
+from runtime.model import Input, ManifestArtifact, ProfileArtifact, Selection
+from runtime.overrides import get_path
+from runtime.settings import SUPERVISOR_ENV, SUPERVISOR_PATH, SupervisorDecision
 
 TEMPLATE = "release.md.j2"
-SUPERVISOR_PATH = "runtime.supervisor.enabled"
-SUPERVISOR_ENV = "ONEIRIC_RUNTIME_SUPERVISOR__ENABLED"
-#: Both spellings the runtime accepts (docs/artifacts.md), matched case-insensitively.
-_SUPERVISOR_ENV_NAMES = (SUPERVISOR_ENV, "ONEIRIC_RUNTIME__SUPERVISOR__ENABLED")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 #: Changes listed per artifact before "... and N more".
 DIFF_LIMIT = 40
 PROBE_TIMEOUT = 120
@@ -34,31 +34,12 @@ class ReportError(Exception):
     """No artifacts to report, an unusable --against, or a template that failed."""
 
 
-# ---------------------------------------------------------------- templates
-
-def load_template(name: str, override: Path | None = None):
-    """A jinja2 template: `name` from compiler/templates/, or the file `override`."""
-    import jinja2
-
-    directory, name = (override.resolve().parent, override.name) if override is not None else (TEMPLATE_DIR, name)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
-    env.filters["cell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
-    try:
-        return env.get_template(name)
-    except jinja2.TemplateError as exc:
-        raise ReportError(f"template {directory / name}: {exc}") from exc
-
-
 def render(notes: "Notes", template: Path | None = None) -> str:
-    import jinja2
-
-    tpl = load_template(TEMPLATE, template)
+    """The notes formatted with compiler/templates/release.md.j2 or the team's own `template`."""
     try:
-        return tpl.render(notes=notes, profiles=notes.profiles)
-    except jinja2.TemplateError as exc:
-        raise ReportError(f"template {template or TEMPLATE}: {exc}") from exc
+        return render_template(TEMPLATE, template, notes=notes, profiles=notes.profiles)
+    except TemplateError as exc:
+        raise ReportError(str(exc)) from exc
 
 
 # ---------------------------------------------------------------- data
@@ -77,10 +58,10 @@ class ProfileNotes:
     toggles: dict[str, Any]
     supervisor: dict[str, Any]
     secrets: dict[str, Any]
-    adapters: list[dict[str, Any]]
-    components: list[dict[str, Any]]
+    adapters: list[Selection]
+    components: list[Selection]
     workflows: list[dict[str, Any]]
-    inputs: list[dict[str, Any]]
+    inputs: list[Input]
     verification: list[dict[str, Any]]
     probe: dict[str, Any] | None = None
     diff: dict[str, Any] | None = None
@@ -105,18 +86,11 @@ def _shown(path: Path, root: Path) -> str:
     return relative(path, root)
 
 
-def _env_value(environ: Mapping[str, str]) -> tuple[str, str] | None:
-    for key, value in sorted(environ.items()):
-        if key.upper() in _SUPERVISOR_ENV_NAMES:
-            return key, value
-    return None
-
-
-def supervisor_notes(profile: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Which layer set runtime.supervisor.enabled: profile default, settings file, or the environment now."""
-    settings = profile.get("settings") or {}
-    value = ((settings.get("runtime") or {}).get("supervisor") or {}).get("enabled")
-    provenance = (profile.get("provenance") or {}).get(SUPERVISOR_PATH, "schema default")
+def supervisor_notes(profile: ProfileArtifact, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Which layer set runtime.supervisor.enabled (runtime.settings decides, as `supervisor-info` does),
+    worded for the release notes."""
+    decision = SupervisorDecision(profile, environ)
+    provenance = decision.provenance
     if provenance.startswith("profile:"):
         layer = f"profile default ({provenance.removeprefix('profile:')})"
     elif provenance == "schema default":
@@ -125,44 +99,35 @@ def supervisor_notes(profile: dict[str, Any], environ: Mapping[str, str]) -> dic
         layer = f"settings file ({provenance})"
     notes: dict[str, Any] = {
         "path": SUPERVISOR_PATH,
-        "compiled": value,
+        "compiled": decision.compiled,
         "provenance": provenance,
         "layer": layer,
-        "profile_default": ((profile.get("profile") or {}).get("toggles") or {}).get("supervisor_enabled"),
+        "profile_default": profile.profile.toggles.supervisor_enabled,
         "env_name": SUPERVISOR_ENV,
         "env": None,
-        "effective": value,
+        "effective": decision.value,
         "decided_by": layer,
     }
-    found = _env_value(environ)
-    if found is not None:
-        name, raw = found
-        word = raw.strip().lower()
-        parsed = True if word in _TRUE else False if word in _FALSE else None
-        notes["env"] = {"name": name, "raw": raw, "parsed": parsed}
-        if parsed is not None:
-            notes["effective"] = parsed
-            notes["decided_by"] = f"environment ({name}={raw})"
+    if decision.env_name is not None:
+        notes["env"] = {"name": decision.env_name, "raw": decision.env_raw, "parsed": decision.env_value}
+        if decision.layer == "env_override":
+            notes["decided_by"] = f"environment ({decision.env_name}={decision.env_raw})"
     return notes
 
 
-def _workflows(profile: dict[str, Any], manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
-    entries = {(e.get("domain"), e.get("key"), e.get("provider")): e
-               for e in (manifest or {}).get("entries", []) if isinstance(e, dict)}
-    queue_category = (((profile.get("settings") or {}).get("workflows") or {}).get("options") or {}).get(
-        "queue_category")
+def _workflows(profile: ProfileArtifact, manifest: ManifestArtifact | None) -> list[dict[str, Any]]:
+    entries = {(e.domain, e.key, e.provider): e for e in (manifest.entries if manifest else ())}
+    queue_category = get_path(profile.settings, "workflows.options.queue_category")
     out = []
-    for sel in profile.get("selections") or []:
-        if sel.get("domain") != "workflow":
+    for sel in profile.selections:
+        if sel.domain != "workflow":
             continue
-        entry = entries.get(("workflow", sel.get("key"), sel.get("provider"))) or {}
-        scheduler = (entry.get("metadata") or {}).get("scheduler") or {}
-        nodes = [{"id": n.get("id"), "task": n.get("task"), "depends_on": list(n.get("depends_on") or []),
-                  "attempts": (n.get("retry_policy") or {}).get("attempts")}
-                 for n in ((entry.get("dag") or {}).get("nodes") or [])]
-        out.append({"key": sel.get("key"), "provider": sel.get("provider"), "factory": sel.get("factory"),
-                    "origin": sel.get("origin"), "nodes": nodes,
-                    "queue_category": scheduler.get("queue_category") or queue_category,
+        entry = entries.get(("workflow", sel.key, sel.provider))
+        scheduler = (entry.metadata.get("scheduler") if entry else None) or {}
+        nodes = [{"id": n.id, "task": n.task, "depends_on": list(n.depends_on), "attempts": n.retry_policy.attempts}
+                 for n in (entry.dag.nodes if entry and entry.dag else ())]
+        out.append({"key": sel.key, "provider": sel.provider, "factory": sel.factory, "origin": sel.origin,
+                    "nodes": nodes, "queue_category": scheduler.get("queue_category") or queue_category,
                     "queue_provider": scheduler.get("provider")})
     return out
 
@@ -218,40 +183,46 @@ def run_probe(root: Path, name: str, profile_path: Path, demo: bool, environ: Ma
 
 # ---------------------------------------------------------------- previous build
 
+def _read_previous(spec: str, name: str, build: Path) -> dict[str, Any]:
+    """A previous artifact's JSON object: a file, or REV:PATH read from git (diff.read_spec)."""
+    from compiler.diff import read_spec
+
+    return artifact.parse(read_spec(spec, cwd=build), name)
+
+
 def _previous(against: str, build: Path, name: str, profile_files: int) -> tuple[str, dict | None, dict | None, str]:
-    """(label, previous profile, previous manifest, note) for one profile."""
-    from compiler.diff import DiffInputError, parse_artifact as parse, read_spec
+    """(label, previous profile, previous manifest, note) for one profile: `against` is a directory of
+    artifacts, one profile artifact, or a git revision."""
+    from compiler.diff import DiffInputError
 
     target = Path(against)
     profile_name = f"{name}_profile.json"
+    on_disk = target.is_dir() or target.is_file()
+    if target.is_dir():
+        profile_path = target / profile_name
+        if not profile_path.is_file():
+            return against, None, None, f"no {profile_name} in {against}"
+        base, spec, label = profile_path.parent, str(profile_path), against
+    elif on_disk:
+        base, spec, label = target.parent, str(target), against
+    else:
+        base, spec, label = None, f"{against}:./{profile_name}", f"git revision {against}"
     try:
-        if target.is_dir() or target.is_file():
-            if target.is_dir():
-                profile_path = target / profile_name
-                if not profile_path.is_file():
-                    return against, None, None, f"no {profile_name} in {against}"
-            else:
-                profile_path = target
-            old_profile = parse(profile_path.read_bytes(), str(profile_path))
-            if target.is_file() and (old_profile.get("profile") or {}).get("name") != name and profile_files > 1:
-                other = (old_profile.get("profile") or {}).get("name")
-                return against, None, None, f"{against} is the {other} profile"
-            link = (old_profile.get("manifest") or {}).get("path")
-            manifest_path = profile_path.parent / link if link else None
-            old_manifest = parse(manifest_path.read_bytes(), str(manifest_path)) \
-                if manifest_path is not None and manifest_path.is_file() else None
-            note = "" if old_manifest is not None else f"the previous manifest {link} was not found"
-            return against, old_profile, old_manifest, note
-        old_profile = parse(read_spec(f"{against}:./{profile_name}", cwd=build), f"{against}:{profile_name}")
-        link = (old_profile.get("manifest") or {}).get("path") or f"{name}_manifest.json"
-        try:
-            old_manifest = parse(read_spec(f"{against}:./{link}", cwd=build), f"{against}:{link}")
-            note = ""
-        except DiffInputError as exc:
-            old_manifest, note = None, str(exc)
-        return f"git revision {against}", old_profile, old_manifest, note
-    except (DiffInputError, OSError) as exc:
+        old_profile = _read_previous(spec, spec if on_disk else f"{against}:{profile_name}", build)
+        old = artifact.decode_profile(old_profile, spec)
+    except (DiffInputError, ArtifactError, OSError) as exc:
         return against, None, None, f"no previous build of profile {name}: {exc}"
+    if target.is_file() and old.profile.name != name and profile_files > 1:
+        return against, None, None, f"{against} is the {old.profile.name} profile"
+    link = old.manifest.path or f"{name}_manifest.json"
+    manifest_spec = str(base / link) if base is not None else f"{against}:./{link}"
+    if base is not None and not (base / link).is_file():
+        return label, old_profile, None, f"the previous manifest {link} was not found"
+    try:
+        return label, old_profile, _read_previous(manifest_spec, manifest_spec if base else f"{against}:{link}",
+                                                  build), ""
+    except (DiffInputError, ArtifactError, OSError) as exc:
+        return label, old_profile, None, str(exc)
 
 
 def _check_against(against: str, build: Path) -> None:
@@ -267,31 +238,29 @@ def _check_against(against: str, build: Path) -> None:
 
 
 def _changes(old: dict | None, new: dict, old_name: str, new_name: str) -> dict[str, Any] | None:
-    from compiler.diff import KINDS, DiffInputError, Side, diff_artifacts
+    from compiler.diff import DiffInputError, change_dict, diff_artifacts, side_of_data
 
     if old is None:
         return None
     try:
-        result = diff_artifacts(Side(old_name, old, KINDS.get(old.get("format"), "?")),
-                                Side(new_name, new, KINDS.get(new.get("format"), "?")))
+        result = diff_artifacts(side_of_data(old, old_name), side_of_data(new, new_name))
     except DiffInputError as exc:
         return {"same": False, "error": str(exc), "changes": [], "more": 0, "total": 0}
-    changes = [{"op": c.op, "path": c.path, "old": c.old, "new": c.new, "old_provenance": c.old_provenance,
-                "new_provenance": c.new_provenance, "moved": c.moved} for c in result.changes]
+    changes = [change_dict(c) for c in result.changes]
     return {"same": result.same, "error": None, "old_digest": old.get("digest"), "new_digest": new.get("digest"),
             "changes": changes[:DIFF_LIMIT], "more": max(0, len(changes) - DIFF_LIMIT), "total": len(changes)}
 
 
 # ---------------------------------------------------------------- assembling
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, root: Path) -> tuple[dict[str, Any], Any]:
+    """(JSON object, model object) of a compiled artifact, through the runtime's reader."""
+    shown = _shown(path, root)
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: unreadable artifact ({exc}): run oneiric compile") from exc
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: not an artifact")
-    return data
+        data = artifact.parse(artifact.read_bytes(path, shown), shown)
+        return data, artifact.decode(data, shown)
+    except ArtifactError as exc:
+        raise ReportError(f"{exc}: run oneiric compile") from exc
 
 
 def profile_notes(root: Path, build: Path, name: str, *, against: str | None, probe: bool, demo: bool,
@@ -299,37 +268,34 @@ def profile_notes(root: Path, build: Path, name: str, *, against: str | None, pr
     profile_path = build / f"{name}_profile.json"
     if not profile_path.is_file():
         raise ReportError(f"{_shown(profile_path, root)} not found: run oneiric compile --profile {name}")
-    profile = _read(profile_path)
-    link = profile.get("manifest") or {}
-    manifest_path = profile_path.parent / link.get("path", f"{name}_manifest.json")
-    manifest = _read(manifest_path) if manifest_path.is_file() else None
-    settings = profile.get("settings") or {}
-    provenance = profile.get("provenance") or {}
-    selections = profile.get("selections") or []
+    profile_data, profile = _read(profile_path, root)
+    if not isinstance(profile, ProfileArtifact):
+        raise ReportError(f"{_shown(profile_path, root)}: not a profile artifact: run oneiric compile")
+    manifest_path = profile_path.parent / (profile.manifest.path or f"{name}_manifest.json")
+    manifest_data, manifest = _read(manifest_path, root) if manifest_path.is_file() else (None, None)
     secrets = {
-        "provider": (settings.get("secrets") or {}).get("provider"),
-        "provenance": provenance.get("secrets.provider", "schema default"),
-        "references": [{"ref": s.get("ref"), "name": s.get("name"), "version": s.get("version"),
-                        "used_by": list(s.get("used_by") or [])} for s in profile.get("secrets") or []],
+        "provider": get_path(profile.settings, "secrets.provider"),
+        "provenance": profile.provenance.get("secrets.provider", "schema default"),
+        "references": list(profile.secrets),
     }
     shown_profile, shown_manifest = _shown(profile_path, root), _shown(manifest_path, root)
     notes = ProfileNotes(
         name=name,
         artifact=shown_profile,
-        digest=profile.get("digest", ""),
+        digest=profile.digest,
         manifest_artifact=shown_manifest,
-        manifest_digest=(manifest or {}).get("digest", link.get("digest", "")),
-        compiler_version=profile.get("compiler_version", ""),
-        sources=list((manifest or {}).get("sources") or []),
-        base=(profile.get("profile") or {}).get("base", ""),
-        extends=list((profile.get("profile") or {}).get("extends") or []),
-        toggles=dict(sorted(((profile.get("profile") or {}).get("toggles") or {}).items())),
+        manifest_digest=manifest.digest if manifest else profile.manifest.digest,
+        compiler_version=profile.compiler_version,
+        sources=list(manifest.sources) if manifest else [],
+        base=profile.profile.base,
+        extends=list(profile.profile.extends),
+        toggles=dict(sorted(asdict(profile.profile.toggles).items())),
         supervisor=supervisor_notes(profile, environ),
         secrets=secrets,
-        adapters=[s for s in selections if s.get("domain") == "adapter"],
-        components=[s for s in selections if s.get("domain") not in ("adapter", "workflow")],
+        adapters=[s for s in profile.selections if s.domain == "adapter"],
+        components=[s for s in profile.selections if s.domain not in ("adapter", "workflow")],
         workflows=_workflows(profile, manifest),
-        inputs=sorted(profile.get("inputs") or [], key=lambda i: (i.get("path", ""), i.get("kind", ""))),
+        inputs=sorted(profile.inputs, key=lambda i: (i.path, i.kind)),
         verification=_verify([(profile_path, shown_profile)] + ([(manifest_path, shown_manifest)] if manifest else [])),
     )
     if manifest is None:
@@ -342,9 +308,9 @@ def profile_notes(root: Path, build: Path, name: str, *, against: str | None, pr
         notes.diff = {
             "against": label,
             "note": note,
-            "profile": _changes(old_profile, profile, f"previous {name}_profile.json", shown_profile),
-            "manifest": _changes(old_manifest, manifest, f"previous {link.get('path')}", shown_manifest)
-            if manifest is not None else None,
+            "profile": _changes(old_profile, profile_data, f"previous {name}_profile.json", shown_profile),
+            "manifest": _changes(old_manifest, manifest_data, f"previous {profile.manifest.path}", shown_manifest)
+            if manifest_data is not None else None,
         }
     return notes
 

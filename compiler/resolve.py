@@ -8,10 +8,10 @@ from typing import Any
 from compiler import checks
 from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
-from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts, suggest
+from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
 from compiler.layering import SCHEMA_DEFAULT, Layers, build_layers, schema_defaults
 from compiler.profiles import resolve_profile
-from compiler.schema import check_document, check_subtree, load_schema
+from compiler.schema import check_document, check_subtree, first_error, load_schema
 from runtime.about import VERSION
 from runtime.model import (
     MANIFEST_FORMAT, PROFILE_FORMAT, Entry, EnvKey, Input, ManifestArtifact, ManifestLink, ProfileArtifact,
@@ -95,7 +95,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
         selections.append(selection)
         if selection.settings_path:
             provider_schemas[tuple(selection.settings_path.split("."))] = choice.candidate.schema or {}
-    errors.extend(_unused_provider_settings(catalog, layers, settings))
+    errors.extend(checks.check_provider_settings_known(catalog, layers, settings))
 
     errors.extend(checks.check_dags(entries, docs))
     allow_span = settings.span("/security/factory_allowlist") if settings and settings.positions.get(
@@ -104,8 +104,8 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     errors.extend(checks.check_remote(layers, settings))
     errors.extend(checks.check_tasks_auth(layers, profile.base, settings))
     errors.extend(checks.check_credentials(layers, settings))
-    errors.extend(_check_queue_categories(entries, catalog, layers, settings, docs))
-    errors.extend(_check_auth_matches_queue(entries, chosen, catalog, layers, settings))
+    errors.extend(checks.check_queue_categories(entries, catalog, layers, settings, docs))
+    errors.extend(checks.check_auth_matches_queue(entries, chosen, catalog, layers, settings))
     refs, found = checks.collect_secret_refs(layers, settings)
     errors.extend(found)
     if errors:
@@ -159,9 +159,7 @@ def _provider_settings(candidate: Candidate, reason: str, layers: Layers, doc: D
     if candidate.schema is not None and doc is not None:
         errors = check_subtree(doc, raw, candidate.schema, pointer_from_parts(prefix))
     elif candidate.schema is not None:
-        from compiler.schema import _validator
-
-        if list(_validator(candidate.schema).iter_errors(raw)):
+        if first_error(candidate.schema, raw) is not None:
             errors = [Diagnostic("schema.provider", f"{domain} {key!r} provider {candidate.provider!r} needs settings "
                                  "(no settings file)", None, pointer_from_parts(prefix))]
     origin = SCHEMA_DEFAULT if candidate.origin == "builtin" else f"manifest default ({candidate.origin})"
@@ -184,81 +182,6 @@ def _subtree(doc: Document, prefix: tuple[str, ...], skip: set[str]) -> dict[str
             return {}
         node = node[part]
     return {k: v for k, v in node.items() if k not in skip} if isinstance(node, dict) else {}
-
-
-def _unused_provider_settings(catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
-    """provider_settings for a provider nobody declares is almost always a typo."""
-    known = {p for providers in catalog.values() for p in providers}
-    named = sorted({p[2] for p in layers.values if len(p) >= 3 and p[:2] == ("adapters", "provider_settings")})
-    out = []
-    for name in named:
-        if name not in known:
-            near = suggest(name, known)
-            pointer = f"/adapters/provider_settings/{name}"
-            out.append(Diagnostic("select.unknown-provider", f"provider_settings for unknown provider {name!r}",
-                                  doc.span(pointer, key=True) if doc else None, pointer,
-                                  f"did you mean {near!r}?" if near else None))
-    return out
-
-
-def _check_queue_categories(entries, catalog, layers: Layers, doc: Document | None,
-                            docs: dict[str, Document]) -> list[Diagnostic]:
-    if not any(e.domain == "workflow" for e in entries):
-        return []
-    adapter_keys = [k for d, k in catalog if d == "adapter"]
-    errors: list[Diagnostic] = []
-    category = layers.get(("workflows", "options", "queue_category"), "queue")
-    pointer = "/workflows/options/queue_category"
-    _, found = checks.check_queue_category(category, adapter_keys, pointer, doc.span(pointer) if doc else None)
-    errors.extend(found)
-    for entry in entries:
-        scheduler = entry.metadata.get("scheduler") or {}
-        if entry.domain == "workflow" and scheduler.get("queue_category"):
-            span, ptr = checks._at(docs, entry, "/metadata/scheduler/queue_category")
-            key, found = checks.check_queue_category(scheduler["queue_category"], adapter_keys, ptr, span)
-            errors.extend(found)
-            provider = scheduler.get("provider")
-            if key and provider and provider not in catalog[("adapter", key)]:
-                span, ptr = checks._at(docs, entry, "/metadata/scheduler/provider")
-                errors.append(Diagnostic("workflow.queue-provider", f"workflow {entry.key!r}: adapter {key!r} has no "
-                                         f"provider {provider!r}", span, ptr,
-                                         f"providers: {', '.join(sorted(catalog[('adapter', key)]))}"))
-    return errors
-
-
-def _check_auth_matches_queue(entries, chosen, catalog, layers: Layers, doc: Document | None) -> list[Diagnostic]:
-    """The queue that delivers workflows must be able to pass the callback's authentication."""
-    if not any(e.domain == "workflow" for e in entries):
-        return []
-    category = layers.get(("workflows", "options", "queue_category"), "queue")
-    key = checks.resolve_category(category, [k for d, k in catalog if d == "adapter"])
-    choice = chosen.get(("adapter", key)) if key else None
-    if choice is None:
-        return []
-    mode = layers.get(("http", "tasks_auth"))
-    provider = choice.candidate.provider
-    pointer = "/http/tasks_auth"
-    span = doc.span(pointer) if doc else None
-    if mode == "oidc" and provider == "local":
-        return [Diagnostic("auth.queue", "tasks_auth = \"oidc\" cannot authenticate the local queue's deliveries "
-                           "(it signs them with HMAC)", span, pointer, "use hmac with the local queue")]
-    if mode == "oidc" and provider == "cloudtasks":
-        base = ("adapters", "provider_settings", "cloudtasks")
-        audience = layers.get(base + ("oidc_audience",)) or layers.get(base + ("http_target_url",))
-        account = layers.get(base + ("service_account_email",))
-        out = []
-        if audience != layers.get(("http", "oidc_audience")):
-            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens for audience {audience!r} but [http] "
-                                  f"oidc_audience is {layers.get(('http', 'oidc_audience'))!r}",
-                                  doc.span("/http/oidc_audience") if doc else None, "/http/oidc_audience",
-                                  "make them equal (the token audience is cloudtasks oidc_audience, else http_target_url)"))
-        if account != layers.get(("http", "oidc_service_account")):
-            out.append(Diagnostic("auth.queue", f"Cloud Tasks will sign tokens as {account!r} but [http] "
-                                  f"oidc_service_account is {layers.get(('http', 'oidc_service_account'))!r}",
-                                  doc.span("/http/oidc_service_account") if doc else None, "/http/oidc_service_account",
-                                  "set [adapters.provider_settings.cloudtasks] service_account_email to the same account"))
-        return out
-    return []
 
 
 def _secret_refs(refs: dict[str, list[str]]) -> list[SecretRef]:

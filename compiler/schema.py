@@ -26,7 +26,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _schemas_by_id() -> dict[str, dict[str, Any]]:
+def schemas_by_id() -> dict[str, dict[str, Any]]:
+    """Every shipped schema by its `$id`, for resolving `$ref` across files."""
     out = {}
     for path in sorted(SCHEMA_DIR.rglob("*.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -35,28 +36,33 @@ def _schemas_by_id() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _validator(schema: dict[str, Any]) -> Any:
+def jsonschema_validator(schema: dict[str, Any]) -> Any:
     """jsonschema's Draft 2020-12 validator (imported only when needed: it costs ~120 ms)."""
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    registry = Registry().with_resources((sid, Resource.from_contents(s)) for sid, s in _schemas_by_id().items())
+    registry = Registry().with_resources((sid, Resource.from_contents(s)) for sid, s in schemas_by_id().items())
     return Draft202012Validator(schema, registry=registry)
 
 
 @lru_cache(maxsize=None)
-def _named_validator(name: str) -> Any:
+def named_validator(name: str) -> Any:
     """Our own schemas go through the fast validator unless they use a keyword it lacks."""
     schema = load_schema(name)
     try:
-        return fastschema.Validator(schema, _schemas_by_id())
+        return fastschema.Validator(schema, schemas_by_id())
     except fastschema.UnsupportedSchema:
-        return _validator(schema)
+        return jsonschema_validator(schema)
 
 
 def check_document(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Validate a whole loaded document against a named schema."""
-    return check_value(doc, doc.data, _named_validator(schema_name), "")
+    return check_value(doc, doc.data, named_validator(schema_name), "")
+
+
+def first_error(schema: dict[str, Any], data: Any) -> Any | None:
+    """The first error of `data` against an inline schema (e.g. a provider's), None when it is valid."""
+    return next(iter(jsonschema_validator(schema).iter_errors(data)), None)
 
 
 def check_subtree(doc: Document, data: Any, schema: dict[str, Any], pointer: str) -> list[Diagnostic]:
@@ -68,7 +74,7 @@ def check_subtree(doc: Document, data: Any, schema: dict[str, Any], pointer: str
         from jsonschema import Draft202012Validator
 
         Draft202012Validator.check_schema(schema)
-        validator = _validator(schema)
+        validator = jsonschema_validator(schema)
     return check_value(doc, data, validator, pointer)
 
 

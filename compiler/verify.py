@@ -1,20 +1,22 @@
 """Verify stage: recompute an artifact's digest, check its encoding, its manifest link and its inputs.
 
+The artifact is read by `runtime.artifact` (the runtime's own reader); the checks here report every
+difference instead of stopping at the first, as the runtime does.
+
 Findings are values (`Finding`); the CLI prints them and picks the exit code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime import artifact
+from runtime.artifact import ArtifactError
 from runtime.canonical import compute_digest, pretty_bytes
-from runtime.model import MANIFEST_FORMAT, PROFILE_FORMAT
-
-_KINDS = {MANIFEST_FORMAT: "manifest", PROFILE_FORMAT: "profile"}
+from runtime.model import KINDS, Input, ManifestLink, ProfileArtifact
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +44,24 @@ class Verification:
         return not self.findings
 
 
-def _load(path: Path) -> tuple[bytes, Any] | Finding:
+def _read(path: Path) -> tuple[bytes, dict[str, Any]] | Finding:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return Finding("io", f"cannot read: {exc.strerror or exc}")
     try:
-        return raw, json.loads(raw)
-    except ValueError as exc:
-        return Finding("json", f"not valid JSON ({exc}): the file is damaged; run oneiric compile")
+        return raw, artifact.parse(raw, None)
+    except ArtifactError as exc:
+        return Finding("json", f"{exc}; run oneiric compile")
 
 
-def _check_self(raw: bytes, data: Any, out: Verification) -> None:
-    if not isinstance(data, dict) or data.get("format") not in _KINDS:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        out.findings.append(Finding("format", f"not an Oneiric artifact (format {got!r}; expected one of "
-                                              f"{', '.join(sorted(_KINDS))})"))
+def _check_self(raw: bytes, data: dict[str, Any], out: Verification) -> None:
+    try:
+        out.kind = artifact.kind_of(data, out.name)
+    except ArtifactError:
+        out.findings.append(Finding("format", f"not an Oneiric artifact (format {data.get('format')!r}; expected "
+                                              f"one of {', '.join(sorted(KINDS))})"))
         return
-    out.kind = _KINDS[data["format"]]
     out.digest = data.get("digest")
     computed = compute_digest(data)
     if out.digest != computed:
@@ -74,48 +76,40 @@ def _check_self(raw: bytes, data: Any, out: Verification) -> None:
         out.checked.append("encoding")
 
 
-def _check_link(path: Path, data: dict[str, Any], out: Verification) -> None:
-    link = data.get("manifest")
-    if not isinstance(link, dict) or not isinstance(link.get("path"), str):
+def _check_link(path: Path, link: ManifestLink, out: Verification) -> None:
+    if not link.path:
         out.findings.append(Finding("manifest-link", "the profile artifact has no manifest link"))
         return
-    target = path.parent / link["path"]
-    loaded = _load(target)
+    loaded = _read(path.parent / link.path)
     if isinstance(loaded, Finding):
-        out.findings.append(Finding("manifest-link", f"manifest {link['path']} (next to the profile): "
+        out.findings.append(Finding("manifest-link", f"manifest {link.path} (next to the profile): "
                                                      f"{loaded.message}"))
         return
     _, manifest = loaded
-    stated = manifest.get("digest") if isinstance(manifest, dict) else None
-    actual = compute_digest(manifest) if isinstance(manifest, dict) else None
-    if link.get("digest") != actual:
+    stated, actual = manifest.get("digest"), compute_digest(manifest)
+    if link.digest != actual:
         what = ("its content hashes to " + str(actual)) if stated == actual else \
             f"it says {stated} and its content hashes to {actual}"
-        out.findings.append(Finding("manifest-link", f"manifest link: the profile pins {link['path']} at "
-                                                     f"{link.get('digest')}, but {what}: run oneiric compile"))
+        out.findings.append(Finding("manifest-link", f"manifest link: the profile pins {link.path} at "
+                                                     f"{link.digest}, but {what}: run oneiric compile"))
     else:
         out.checked.append("manifest link")
 
 
-def _check_inputs(path: Path, data: dict[str, Any], out: Verification) -> None:
+def _check_inputs(path: Path, inputs: tuple[Input, ...], out: Verification) -> None:
     project = path.resolve().parent.parent
     matched = 0
-    for item in data.get("inputs") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            out.findings.append(Finding("input", f"malformed inputs item {item!r}"))
-            continue
-        source = project / item["path"]
+    for item in inputs:
         try:
-            actual = hashlib.sha256(source.read_bytes()).hexdigest()
-        except FileNotFoundError:
-            out.skipped.append(item["path"])
-            continue
+            actual = artifact.input_sha256(item, project)
         except OSError as exc:
-            out.findings.append(Finding("input", f"input {item['path']}: cannot read: {exc.strerror or exc}"))
+            out.findings.append(Finding("input", f"input {item.path}: cannot read: {exc.strerror or exc}"))
             continue
-        if actual != item.get("sha256"):
-            out.findings.append(Finding("input", f"input {item['path']} changed since compile (sha256 "
-                                                 f"{str(item.get('sha256'))[:12]}... in the artifact, {actual[:12]}... "
+        if actual is None:
+            out.skipped.append(item.path)
+        elif actual != item.sha256:
+            out.findings.append(Finding("input", f"input {item.path} changed since compile (sha256 "
+                                                 f"{item.sha256[:12]}... in the artifact, {actual[:12]}... "
                                                  f"on disk): run oneiric compile"))
         else:
             matched += 1
@@ -126,7 +120,7 @@ def _check_inputs(path: Path, data: dict[str, Any], out: Verification) -> None:
 def verify_artifact(path: Path, name: str | None = None) -> Verification:
     """Every check for one artifact file; inputs are looked up under the parent of the artifact's directory."""
     out = Verification(path, name or path.as_posix())
-    loaded = _load(path)
+    loaded = _read(path)
     if isinstance(loaded, Finding):
         out.findings.append(loaded)
         return out
@@ -134,9 +128,14 @@ def verify_artifact(path: Path, name: str | None = None) -> Verification:
     _check_self(raw, data, out)
     if out.kind is None:
         return out
-    if out.kind == "profile":
-        _check_link(path, data, out)
-    _check_inputs(path, data, out)
+    try:
+        decoded = artifact.decode(data, out.name)
+    except ArtifactError as exc:
+        out.findings.append(Finding("format", str(exc)))
+        return out
+    if isinstance(decoded, ProfileArtifact):
+        _check_link(path, decoded.manifest, out)
+    _check_inputs(path, decoded.inputs, out)
     return out
 
 

@@ -1,4 +1,9 @@
-"""Load and verify compiled artifacts: bytes -> digest check -> runtime.model dataclasses (stdlib only)."""
+"""The one reader of compiled artifacts: bytes -> JSON object -> digest check -> runtime.model dataclasses.
+
+The runtime loads and verifies through `load_artifacts`; the compiler's audit commands (verify, diff,
+report, procfile) read through `parse`, `kind_of` and the decoders here, so every reader agrees on what
+an artifact is. Standard library only.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,44 @@ def _display(path: Path, base: Path | None = None) -> str:
     return str(path)
 
 
+def read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{name}: no such artifact: run oneiric compile") from None
+    except OSError as exc:
+        raise ArtifactError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+def parse(raw: bytes, name: str | None) -> dict[str, Any]:
+    """Artifact bytes -> its JSON object (not yet checked against its digest); the error's message starts
+    with `name` when one is given."""
+    where = f"{name}: " if name else ""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{where}not JSON ({exc}): not an artifact, or a damaged one") from None
+    if not isinstance(obj, dict):
+        raise ArtifactError(f"{where}not an Oneiric artifact (expected a JSON object, not {type(obj).__name__})")
+    return obj
+
+
+def kind_of(obj: dict[str, Any], name: str) -> str:
+    """"manifest" or "profile", by the artifact's `format`."""
+    fmt = obj.get("format")
+    if fmt not in model.KINDS:
+        raise ArtifactError(f"{name}: unknown artifact format {fmt!r} (expected one of: {', '.join(sorted(model.KINDS))})")
+    return model.KINDS[fmt]
+
+
+def input_sha256(item: model.Input, project_dir: Path) -> str | None:
+    """The sha256 of an input file as it is on disk now; None when it is not there (OSError otherwise)."""
+    try:
+        return hashlib.sha256((project_dir / item.path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
 def read_verified(path: Path, expected_format: str, *, base: Path | None = None) -> dict[str, Any]:
     """Parse one artifact file and check format, canonical encoding and recorded digest.
 
@@ -36,18 +79,8 @@ def read_verified(path: Path, expected_format: str, *, base: Path | None = None)
     fails here: either the digest or the canonical re-encoding differs.
     """
     name = _display(path, base)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{name}: no such artifact: run oneiric compile") from None
-    except OSError as exc:
-        raise ArtifactError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ArtifactError(f"{name}: not valid UTF-8 JSON ({exc}): the file is corrupt; run oneiric compile") from None
-    if not isinstance(obj, dict):
-        raise ArtifactError(f"{name}: not an artifact object")
+    raw = read_bytes(path, name)
+    obj = parse(raw, name)
     fmt = obj.get("format")
     if fmt != expected_format:
         raise ArtifactError(f"{name}: format is {fmt!r}, expected {expected_format!r}")
@@ -145,6 +178,11 @@ def decode_profile(obj: dict[str, Any], name: str = "profile") -> model.ProfileA
     return _build(model.ProfileArtifact, data, name)
 
 
+def decode(obj: dict[str, Any], name: str) -> model.ManifestArtifact | model.ProfileArtifact:
+    """The model object of either kind of artifact (ArtifactError for an unknown format or a wrong shape)."""
+    return decode_profile(obj, name) if kind_of(obj, name) == "profile" else decode_manifest(obj, name)
+
+
 # ---------------------------------------------------------------- loading
 
 class LoadedArtifacts:
@@ -184,13 +222,10 @@ def check_stale(profile: model.ProfileArtifact, project_dir: Path) -> None:
     for item in profile.inputs:
         if item.kind != "settings":
             continue
-        path = project_dir / item.path
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            continue
+            actual = input_sha256(item, project_dir)
         except OSError as exc:
             raise StaleArtifactError(f"{item.path}: cannot read to check staleness: {exc}") from None
-        if hashlib.sha256(data).hexdigest() != item.sha256:
+        if actual is not None and actual != item.sha256:
             raise StaleArtifactError(
                 f"{item.path} changed since the profile artifact was compiled: run oneiric compile")

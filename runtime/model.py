@@ -13,6 +13,8 @@ from typing import Any
 
 MANIFEST_FORMAT = "oneiric.manifest/1"
 PROFILE_FORMAT = "oneiric.profile/1"
+#: The artifact kind each `format` names.
+KINDS = {MANIFEST_FORMAT: "manifest", PROFILE_FORMAT: "profile"}
 
 #: Domains a manifest entry may belong to.
 DOMAINS = ("adapter", "action", "service", "task", "event", "workflow")

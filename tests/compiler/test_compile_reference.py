@@ -231,9 +231,9 @@ def test_runtime_verbs_are_routed_without_loading_compiler_libraries():
 
 @pytest.mark.parametrize("kind", ["manifest", "profile"])
 def test_artifacts_validate_against_their_published_schemas(compiled: Path, kind: str):
-    from compiler.schema import _named_validator
+    from compiler.schema import named_validator
 
-    validator = _named_validator(f"{kind}-artifact.schema.json")
+    validator = named_validator(f"{kind}-artifact.schema.json")
     for path in sorted(compiled.glob(f"*_{kind}.json")):
         errors = [e.message for e in validator.iter_errors(json.loads(path.read_text()))]
         assert errors == [], path.name

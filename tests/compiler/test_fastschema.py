@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from compiler import fastschema
 from compiler.loaders.toml import load_toml
 from compiler.loaders.yaml import load_yaml
-from compiler.schema import _schemas_by_id, _validator, load_schema
+from compiler.schema import jsonschema_validator, load_schema, schemas_by_id
 from conftest import REPO
 
 from test_bad_inputs import CASES
@@ -23,7 +23,7 @@ SCHEMAS = ["settings.schema.json", "manifest.schema.json", "providers/cloudtasks
 @functools.lru_cache(maxsize=None)
 def _validators(name: str):
     schema = load_schema(name)
-    return fastschema.Validator(schema, _schemas_by_id()), _validator(schema)
+    return fastschema.Validator(schema, schemas_by_id()), jsonschema_validator(schema)
 
 
 def _both(name: str, instance) -> tuple[set, set]:
@@ -34,7 +34,7 @@ def _both(name: str, instance) -> tuple[set, set]:
 
 def test_all_own_schemas_are_supported_by_the_fast_validator():
     for name in SCHEMAS + ["manifest-artifact.schema.json", "providers/env.json", "providers/file.json"]:
-        fastschema.Validator(load_schema(name), _schemas_by_id())
+        fastschema.Validator(load_schema(name), schemas_by_id())
 
 
 def test_agrees_on_every_bad_input_case_and_the_reference_project():

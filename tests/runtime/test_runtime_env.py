@@ -163,3 +163,19 @@ def test_serverless_profile_supervisor_layers_settings_file_then_env(tmp_path):
     on = json.loads(run_cli(["supervisor-info", "--json"], project,
                             dict(base, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="yes")).stdout)
     assert (on["supervisor_enabled"], on["decided_by"], on["env_override"]) == (True, "env_override", True)
+
+
+@pytest.mark.parametrize("name", ["ONEIRIC_RUNTIME_SUPERVISOR__ENABLED", "ONEIRIC_RUNTIME__SUPERVISOR__ENABLED",
+                                  "oneiric_runtime__supervisor__enabled"])
+def test_supervisor_info_and_report_agree_on_either_spelling(tmp_path, name):
+    """One decision (runtime.settings.SupervisorDecision) behind `supervisor-info` and `report`, whichever
+    spelling of the variable the operator used."""
+    env = clean_env(**{name: "false"})
+    info = run_cli(["--demo", "supervisor-info", "--json"], tmp_path, env)
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert (data["supervisor_enabled"], data["env_override"], data["decided_by"], data["decided_at"]) == \
+        (False, False, "env_override", name)
+    report = run_cli(["--demo", "report"], tmp_path, env)
+    assert f"| decided by | environment ({name}=false) |" in report.stdout, report.stdout + report.stderr
+    assert "| effective `runtime.supervisor.enabled` | `false` |" in report.stdout
