@@ -66,6 +66,9 @@ class Document:
     positions: dict[str, Span] = field(default_factory=dict)
     #: JSON pointer -> span of the mapping key that holds the value
     key_positions: dict[str, Span] = field(default_factory=dict)
+    #: JSON pointer -> how another reading of the same text differs (a YAML 1.1 `no` is false, 1.2 reads a
+    #: string), for the hint of an error at that value
+    readings: dict[str, str] = field(default_factory=dict)
 
     def span(self, pointer: str, *, key: bool = False) -> Span:
         """The span of `pointer`, or of its nearest ancestor that has one."""

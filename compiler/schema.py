@@ -129,4 +129,7 @@ def _diagnose(error: Any, doc: Document, base: str) -> list[Diagnostic]:
         near = suggest(error.instance, [str(v) for v in error.validator_value])
         if near:
             hint = f"did you mean {near!r}?"
+    reading = doc.readings.get(pointer)  # e.g. `enabled: yes`, a boolean in YAML 1.1, a string in 1.2
+    if reading and message is error.message:
+        hint = f"{hint}; {reading}" if hint else reading
     return [Diagnostic(rule, message, doc.span(pointer), pointer, hint)]

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from compiler.diagnostics import Diagnostic, Document
 from compiler.loaders.toml import load_toml
-from compiler.loaders.yaml import load_yaml
+from compiler.loaders.yaml import load_yaml, resolve_plain
 
 from .fuzz_inputs import mutate
 
@@ -42,6 +42,17 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                       st.dictionaries(keys, inner, max_size=4)), max_leaves=20)
 documents = st.dictionaries(keys, values, min_size=1, max_size=6)
+
+
+class _Dumper(yaml.SafeDumper):
+    """safe_dump quotes the strings YAML 1.1 would type; this also quotes those YAML 1.2 types (`1e3`, `0o14`)."""
+
+    def represent_str(self, data: str):
+        typed = data != "" and resolve_plain(data) != "tag:yaml.org,2002:str"
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style="'" if typed else None)
+
+
+_Dumper.add_representer(str, _Dumper.represent_str)
 
 
 def check_outcome(result, path: str, raw: bytes) -> str:
@@ -106,7 +117,7 @@ def test_yaml_generated_documents_round_trip_and_mutations_stay_clean(reliabilit
     @FUZZ
     @given(documents, st.randoms(use_true_random=False), st.booleans())
     def prop(doc, rng, flow):
-        raw = yaml.safe_dump(doc, allow_unicode=True, default_flow_style=flow, sort_keys=False).encode()
+        raw = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, default_flow_style=flow, sort_keys=False).encode()
         loaded = _timed(load_yaml, raw, "m.yaml")
         assert check_outcome(loaded, "m.yaml", raw) == "doc", loaded
         assert _json_equal(loaded.data, doc), (raw, loaded.data)

@@ -1,0 +1,101 @@
+"""The event-based YAML loader keeps the composer's semantics: positions, aliases, hazards and their order."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from compiler.diagnostics import Document, Span, pointer_join
+from compiler.loaders.yaml import MAX_ALIAS_EXPANSION, load_yaml, resolve_plain
+
+
+class _Dumper(yaml.SafeDumper):
+    """safe_dump quotes the strings YAML 1.1 would type; this also quotes those YAML 1.2 types (`1e3`, `0o14`)."""
+
+    def represent_str(self, data: str):
+        typed = data != "" and resolve_plain(data) != "tag:yaml.org,2002:str"
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style="'" if typed else None)
+
+
+_Dumper.add_representer(str, _Dumper.represent_str)
+
+
+def _rules(raw: bytes) -> list[tuple[str, tuple]]:
+    result = load_yaml(raw, "m.yaml")
+    assert isinstance(result, list), result
+    return [(d.rule, tuple(d.span)[1:]) for d in result]
+
+
+def test_aliases_replay_the_anchored_value_with_its_positions():
+    doc = load_yaml(b"base: &b {x: 1, y: [2]}\ncopy: *b\n", "m.yaml")
+    assert doc.data == {"base": {"x": 1, "y": [2]}, "copy": {"x": 1, "y": [2]}}
+    assert doc.data["copy"] is not doc.data["base"]  # a fresh copy: later stages may edit one
+    assert doc.span("/copy") == doc.span("/base") == Span("m.yaml", 1, 7)  # where the anchor starts
+    assert doc.span("/copy/y/0") == Span("m.yaml", 1, 21)
+    assert doc.span("/copy", key=True) == Span("m.yaml", 2, 1)
+
+
+def test_hazards_keep_their_order_syntax_then_documents_then_fatal_then_the_rest():
+    bomb = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
+        b"%s: &%s [%s]\n" % (bytes([n]), bytes([n]), b", ".join([b"*" + bytes([p])] * 10)) for p, n in zip(b"abcd", b"bcde"))
+    assert _rules(bomb)[0][0] == "yaml.alias-bomb"
+    assert [rule for rule, _ in _rules(b"k: 1\nk: 2\n" + bomb)] == ["yaml.alias-bomb"]  # not the duplicate key
+    assert _rules(bomb + b"---\nz: 1\n") == [("yaml.documents", (7, 1))]
+    assert _rules(bomb + b"z: [\n") == [("yaml.syntax", (7, 1))]
+    assert _rules(b"a: " + b"[" * 70 + b"]" * 70 + b"\nb: *nope\n") == [("yaml.syntax", (2, 4))]
+    assert _rules(b"a: " + b"[" * 70 + b"]" * 70 + b"\n") == [("yaml.too-deep", (1, 68))]
+    assert _rules(b"a: &a [*a]\n") == [("yaml.recursive", (1, 4))]
+    assert _rules(b"a: 1\n---\nb: *c\n") == [("yaml.syntax", (3, 4))]  # undefined alias in a later document
+    assert _rules(b"a: &x 1\nb: &x 2\n") == [("yaml.syntax", (2, 4))]  # duplicate anchor
+    assert _rules(b"") == [("yaml.documents", (1, 1))]
+
+
+def test_the_alias_budget_counts_replayed_nodes():
+    # 1 + 2 nodes per alias of `a`: n aliases cost 3n; the budget is MAX_ALIAS_EXPANSION
+    n = MAX_ALIAS_EXPANSION // 3
+    under = b"a: &a [1, 2]\nb: [" + b", ".join([b"*a"] * n) + b"]\n"
+    assert isinstance(load_yaml(under, "m.yaml"), Document)
+    over = b"a: &a [1, 2]\nb: [" + b", ".join([b"*a"] * (n + 1)) + b"]\n"
+    assert _rules(over)[0][0] == "yaml.alias-bomb"
+
+
+def test_a_control_character_is_located_after_multibyte_text():
+    assert _rules("a: ééé\nb: x\x01y\n".encode()) == [("yaml.syntax", (2, 5))]
+
+
+def _composed_positions(text: str) -> tuple[dict, dict]:
+    """Pointer -> span from PyYAML's own composer (the independent oracle for positions)."""
+    values, keys = {}, {}
+
+    def walk(node, pointer):
+        values[pointer] = Span("m.yaml", node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, pointer_join(pointer, i))
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                keys[pointer_join(pointer, key.value)] = Span("m.yaml", key.start_mark.line + 1, key.start_mark.column + 1)
+                walk(value, pointer_join(pointer, key.value))
+
+    walk(yaml.compose(text, Loader=yaml.CSafeLoader), "")
+    return values, keys
+
+
+_keys = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=8)
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8).filter(str.isalnum))
+_docs = st.dictionaries(_keys, st.recursive(_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)), max_leaves=12), min_size=1, max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(_docs, st.booleans())
+def test_positions_match_the_composer_for_generated_documents(data, flow):
+    text = yaml.dump(data, Dumper=_Dumper, default_flow_style=flow, allow_unicode=True)
+    doc = load_yaml(text.encode(), "m.yaml")
+    assert isinstance(doc, Document), (text, doc)
+    assert json.dumps(doc.data, sort_keys=True) == json.dumps(data, sort_keys=True)
+    values, keys = _composed_positions(text)
+    assert doc.positions == values and doc.key_positions == keys
