@@ -15,7 +15,20 @@ import click
 from compiler import cli_audit, cli_build
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Oneiric(click.Group):
+    """The group whose `--help` lists the runtime's verbs too (they are routed by oneiric/cli.py, not click)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        from runtime.cli import COMMANDS, VERBS
+
+        rows = [(verb, (COMMANDS[verb].__doc__ or "").strip().split("\n")[0] if verb in COMMANDS else "")
+                for verb in VERBS]
+        with formatter.section("Runtime commands (`oneiric VERB --help`)"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_Oneiric, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), envvar="ONEIRIC_CONFIG",
               help="settings file (its project dir is used) [env ONEIRIC_CONFIG]")
 @click.option("--profile", "profile", help="profile name [env ONEIRIC_PROFILE]")

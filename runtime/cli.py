@@ -77,6 +77,7 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 # ---------------------------------------------------------------- verbs
 
 def cmd_orchestrate(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Serve the compiled profile: /healthz, /tasks/workflow, the supervisor."""
     parser = _parser("orchestrate", "Serve the compiled profile: /healthz, /tasks/workflow, the Service Supervisor.")
     parser.add_argument("--no-remote", action="store_true", help="never refresh the manifest from [remote]")
     parser.add_argument("--manifest", help="manifest artifact to serve (must match the profile's pinned digest)")
@@ -117,6 +118,7 @@ def supervisor_info(rt: Any) -> dict[str, Any]:
 
 
 def cmd_supervisor_info(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Which layer decides whether the Service Supervisor runs."""
     parser = _parser("supervisor-info", "Show which layer decides whether the Service Supervisor runs.")
     parser.add_argument("--json", action="store_true")
     ns = parser.parse_args(argv)
@@ -128,6 +130,7 @@ def cmd_supervisor_info(global_opts: dict[str, Any], argv: list[str]) -> int:
 
 
 def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Health, live (--probe) or from the running orchestrator's file."""
     parser = _parser("health", "Report health: live with --probe, else from the orchestrator's runtime_health.json.")
     parser.add_argument("--probe", action="store_true", help="activate the adapters in process and check them now")
     parser.add_argument("--json", action="store_true")
@@ -174,6 +177,7 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
 
 
 def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Show, pause, drain or resume work per (domain, key)."""
     parser = _parser("activity", "Show or set pause/drain state per (domain, key); '*' matches all.")
     parser.add_argument("action", nargs="?", choices=("pause", "drain", "resume"))
     parser.add_argument("--domain")
@@ -222,6 +226,7 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
 
 
 def cmd_workflow(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Enqueue, run, list and inspect workflow runs."""
     try:
         from runtime.workflows.cli import main as workflow_main
     except ModuleNotFoundError as exc:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The health file under the cache dir (unless --health-path names another).
 FILENAME = "runtime_health.json"
+#: Beside it: where the last `orchestrate` of this cache dir writes its health file, so `health` and
+#: `activity` for the same settings read the file it writes, even after `--health-path`.
+WHERE_FILENAME = "runtime_health.where"
 STATUSES = ("healthy", "degraded", "unhealthy")
 #: Seconds a client should wait before retrying a 503.
 RETRY_AFTER = "5"
@@ -134,12 +137,29 @@ def _rel(path: Path, base: Path) -> str:
 
 def write_file(path: Path, record: dict[str, Any]) -> None:
     """Write atomically: a temp file in the same directory, then rename over the target."""
-    path = Path(path)
+    write_text_atomic(Path(path), json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def record_location(cache_dir: Path, path: Path) -> None:
+    """Note under the cache dir that this process writes its health file at `path` (absolute)."""
+    write_text_atomic(Path(cache_dir) / WHERE_FILENAME, str(Path(path).resolve()) + "\n")
+
+
+def default_path(cache_dir: Path) -> Path:
+    """The health file a reader without --health-path uses: where the last orchestrate of this cache dir
+    said it writes (when that note is readable), else `<cache_dir>/runtime_health.json`."""
+    try:
+        noted = (Path(cache_dir) / WHERE_FILENAME).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        noted = ""
+    return Path(noted) if noted and os.path.isabs(noted) else Path(cache_dir) / FILENAME
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
+        fh.write(text)
     os.replace(tmp, path)
 
 

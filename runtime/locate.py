@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -35,6 +36,15 @@ def project_dir_of_config(path: Path) -> Path:
     if parent.name in ("config", "build"):
         return parent.parent
     return parent
+
+
+def put_on_import_path(project_dir: Path) -> None:
+    """Make the project's own packages importable (a factory `mysvc.tasks:extract` lives in
+    `<project>/mysvc/tasks.py`), first on sys.path as `python -m` from the project dir would; the
+    compiler finds the same modules the same way, so what compiles also imports."""
+    path = str(project_dir.resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 
 def _profile_of_toml(path: Path) -> str:

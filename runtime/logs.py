@@ -13,6 +13,7 @@ SEVERITIES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}
 TRACE_FIELD = "logging.googleapis.com/trace"
 SPAN_FIELD = "logging.googleapis.com/spanId"
+SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
 
 
 def utc_now_text(when: float | None = None, *, digits: int = 3) -> str:
@@ -26,8 +27,9 @@ def utc_now_text(when: float | None = None, *, digits: int = 3) -> str:
     return f"{base}.{int(when * scale) % scale:0{digits}d}Z"
 
 
-def trace_fields(header: str | None, project_id: str | None) -> dict[str, str]:
-    """The trace/span fields for `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`, empty without a project id."""
+def trace_fields(header: str | None, project_id: str | None) -> dict[str, Any]:
+    """The trace, span and sampled fields for `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` as Cloud Logging
+    reads them from a structured log line; empty without a project id."""
     if not header or not project_id:
         return {}
     trace_id, _, rest = header.partition("/")
@@ -35,10 +37,23 @@ def trace_fields(header: str | None, project_id: str | None) -> dict[str, str]:
     if not trace_id or not all(c in "0123456789abcdefABCDEF" for c in trace_id):
         return {}
     fields = {TRACE_FIELD: f"projects/{project_id}/traces/{trace_id}"}
-    span = rest.partition(";")[0].strip()
-    if span.isdigit():
-        fields[SPAN_FIELD] = span
+    span, _, options = rest.partition(";")
+    span_id = span_hex(span)
+    if span_id is not None:
+        fields[SPAN_FIELD] = span_id
+    if options.strip() == "o=1":
+        fields[SAMPLED_FIELD] = True
     return fields
+
+
+def span_hex(span: str) -> str | None:
+    """The header's decimal span id as Cloud Logging's spanId: 16 lowercase hex digits (`42` ->
+    `000000000000002a`); None when it is not a decimal number in 1..2**64-1."""
+    span = span.strip()
+    if not span.isascii() or not span.isdigit() or len(span) > 20:
+        return None
+    value = int(span)
+    return f"{value:016x}" if 0 < value < 2 ** 64 else None
 
 
 class Logger:

@@ -38,6 +38,13 @@ def _tick(rt: Runtime) -> None:
 def orchestrate(options: Any) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when cold start is refused."""
     rt = prepare(options)  # StartupError propagates: nothing has started yet
+    if not getattr(options, "health_path", None):
+        rt.health_path = rt.cache_dir / health.FILENAME  # not where an earlier --health-path run wrote
+    try:
+        health.record_location(rt.cache_dir, rt.health_path)
+    except OSError as exc:
+        rt.log("WARNING", "cannot note where the health file is written; health and activity without "
+               "--health-path will not find it", error=str(exc), path=str(rt.health_path))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from runtime import activate
+from runtime import activate, health
 from runtime import settings as view
 from runtime.artifact import ArtifactError, check_stale, load_artifacts
-from runtime.health import FILENAME as HEALTH_FILENAME
 from runtime.instance import Runtime
-from runtime.locate import LocateError, locate
+from runtime.locate import LocateError, locate, put_on_import_path
 from runtime.logs import Logger
 from runtime.overrides import OverrideError, apply_env, get_path
 
@@ -61,6 +60,8 @@ def prepare(options: Any) -> Runtime:
             manifest_path = (_opt(options, "cwd") or Path.cwd()) / manifest_path
         loaded = load_artifacts(location.profile_path, manifest_path=manifest_path, base=location.project_dir)
         check_stale(loaded.profile, location.project_dir)
+        if not location.demo:
+            put_on_import_path(location.project_dir)
         overrides = apply_env(loaded.profile.settings, loaded.profile.env_keys, environ,
                               extra_reserved=view.secret_prefixes(loaded.profile))
     except (LocateError, ArtifactError, OverrideError) as exc:
@@ -71,7 +72,7 @@ def prepare(options: Any) -> Runtime:
     cache_dir = view.cache_dir(overrides.settings, location.cache_base or location.project_dir)
     health_path = _opt(options, "health_path")
     rt = Runtime(location, loaded, overrides, logger, environ=environ, cache_dir=cache_dir,
-                 health_path=Path(health_path) if health_path else cache_dir / HEALTH_FILENAME,
+                 health_path=Path(health_path) if health_path else health.default_path(cache_dir),
                  no_remote=bool(_opt(options, "no_remote", False)))
     for warning in overrides.warnings:
         rt.log("WARNING", warning)

@@ -1,5 +1,8 @@
 """Example workflow tasks: small JSON-in/JSON-out callables `fn(payload, context, inputs)`.
 
+`context` is the run's context object (a dict) with the activated adapters by key as
+`context.adapters` (runtime/workflows/context.py); `load` writes to the `vector` adapter through it.
+
 When the run context names a file in `effects`, every call appends one JSON
 line `{"task", "label", "outcome"}` to it, so tests can count exactly how many
 times each task body ran (exactly-once checks across redeliveries).
@@ -11,6 +14,8 @@ import json
 import os
 import time
 from typing import Any
+
+from oneiric.demo.vector import embed
 
 
 def _record(context: dict[str, Any], task: str, payload: dict[str, Any], outcome: str) -> None:
@@ -48,11 +53,23 @@ def transform(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str
     return {"records": [r.upper() if case == "upper" else r.lower() for r in records]}
 
 
-def load(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    """Count what the upstream nodes produced, as a sink would report what it wrote."""
+def load(payload: dict[str, Any], context: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Write what the upstream nodes produced to the sink the node's payload names.
+
+    `target: vector` embeds each record and upserts it into the profile's activated `vector` adapter,
+    reached through the context by key (`context.adapters["vector"]`); without a target the records are
+    only counted.
+    """
     records = [r for out in inputs.values() for r in out.get("records", [])]
+    target = payload.get("target")
+    result: dict[str, Any] = {"loaded": len(records), "target": target or "count"}
+    if target == "vector":
+        store = context.adapters["vector"]
+        for record in records:
+            store.upsert(f"{context.run_id}:{record}", embed(str(record), store.dimensions))
+        result["stored"] = store.count()
     _record(context, "load", payload, "ok")
-    return {"loaded": len(records), "target": payload.get("target", "memory")}
+    return result
 
 
 def flaky(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:

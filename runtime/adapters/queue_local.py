@@ -300,7 +300,7 @@ class LocalQueue(Adapter):
                      now + self.backoff(max(1, attempts - deferrals), retry_after), now, name))
         self._emit("ERROR" if dead else "WARNING",
                    "local queue: task given up" if dead else "local queue: delivery failed, will retry",
-                   task=name, attempts=attempts, http_status=status)
+                   task=name, attempts=attempts, http_status=status, error=_first_line(error))
 
     def _emit(self, severity: str, message: str, **fields: Any) -> None:
         if self._log is not None:
@@ -308,6 +308,14 @@ class LocalQueue(Adapter):
                 self._log(severity, message, **fields)
             except Exception:
                 pass
+
+
+def _first_line(error: str | None, limit: int = 300) -> str | None:
+    """The delivery's last error for the log line (the whole text stays in the queue's database)."""
+    if not error:
+        return None
+    line = error.strip().splitlines()[0] if error.strip() else ""
+    return line[:limit] or None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -162,11 +162,45 @@ def _list(svc: Any, args: Any, out: TextIO) -> int:
     return 0
 
 
+def _queued(svc: Any, run_id: str) -> dict[str, Any] | None:
+    """A run enqueued from this cache dir that no delivery has started yet: its enqueue record, with the
+    queue's own view of the task (attempts, last error) when the queue can tell (the local one can)."""
+    from runtime.workflows.messages import task_name_for
+
+    record = svc.store.enqueued(task_name_for(run_id)) or svc.store.enqueued(run_id)
+    if record is None:
+        return None
+    body = {**record, "status": "queued", "detail": "queued, not yet delivered"}
+    try:
+        adapter = svc.queue(record["workflow"]).adapter
+        task = adapter.task(record["task_name"]) if hasattr(adapter, "task") else None
+    except Exception:  # the queue's view is a bonus; the enqueue record already answers
+        task = None
+    if task:
+        body["delivery"] = {k: task.get(k) for k in ("status", "attempts", "last_status", "last_error")}
+    return body
+
+
 def _status(svc: Any, args: Any, out: TextIO, err: TextIO) -> int:
     run, nodes = svc.status(args.run_id)
     if run is None:
-        print(f"error: no run {args.run_id!r} in {svc.store.path}", file=err)
-        return 1
+        queued = _queued(svc, args.run_id)
+        if queued is None:
+            print(f"error: no run {args.run_id!r} in {svc.store.path}", file=err)
+            return 1
+        if args.json:
+            print(json.dumps(queued, indent=2, sort_keys=True), file=out)
+        else:
+            delivery = queued.get("delivery") or {}
+            tried = ""
+            if delivery.get("attempts"):
+                last = str(delivery.get("last_error") or "").strip().split("\n")[0][:300]
+                last = last or (f"HTTP {delivery['last_status']}" if delivery.get("last_status") else "")
+                tried = f"; {delivery['attempts']} delivery attempt(s)" + (f", last error: {last}" if last else "")
+            print(f"run {queued['run_id']} ({queued['workflow']}): queued, not yet delivered (task "
+                  f"{queued['task_name']} on {queued['queue_category']} ({queued['queue_provider']}) at "
+                  f"{queued['queued_at']}){tried}", file=out)
+        return 0
     body = {"run_id": run.run_id, "workflow": run.workflow, "task_name": run.task_name, "status": run.status,
             "attempts": run.attempts, "created_at": run.created_at, "updated_at": run.updated_at,
             "error": run.error, "result": run.result,

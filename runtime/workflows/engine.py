@@ -14,9 +14,14 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
 
 - ``payload``: the node's ``payload`` from the compiled manifest (never from
   the request), a fresh copy per call.
-- ``context``: the run's ``context`` object as first delivered (stored with
-  the run; later deliveries of the same run reuse the stored one), a fresh
-  copy per call. Nothing is added to it.
+- ``context``: a ``runtime.workflows.context.TaskContext``: a dict holding the
+  run's ``context`` object as first delivered (stored with the run; later
+  deliveries of the same run reuse the stored one), a fresh copy per call,
+  with attributes ``adapters`` (the activated adapters by key:
+  ``context.adapters["vector"]``), ``secrets``, ``run_id``, ``workflow``,
+  ``node``, ``task``, ``attempt`` and ``log()``. A factory that cannot take
+  the three arguments fails its node when loaded, naming the task and the
+  contract (and ``oneiric compile`` refuses it already when it can read it).
 - ``inputs``: ``{dependency node id: that node's output}`` for the node's
   direct ``depends_on``, read from this run's own checkpoints.
 - The return value must be JSON-serialisable; it is the node's output,
@@ -53,6 +58,7 @@ from typing import Any, Callable
 
 from runtime.adapters.base import AdapterError, load_factory
 from runtime.model import DagNode, Entry, RetryPolicy
+from runtime.workflows.context import Adapters, TaskContext, check_task_signature
 from runtime.workflows.dag import Plan, PlanError, build_plan
 from runtime.workflows.runs import Run, RunStore, dumps
 
@@ -183,6 +189,7 @@ class Engine:
             fn = load_factory(factory, self._allowlist())
             if not callable(fn):
                 raise AdapterError(f"task {task!r}: factory {factory!r} is not callable")
+            check_task_signature(task, factory, fn)
             self._factories[task] = fn
         return fn
 
@@ -302,6 +309,7 @@ class Engine:
             self.store.record_node(run.run_id, node.id, status="failed", attempts=0, error=error, started_at=started)
             self._log("ERROR", "workflow node failed", run, node, error=error)
             return _NodeResult(node, "failed", error=error)
+        adapters = Adapters(getattr(self.rt, "adapters", None) or {})
         error = ""
         attempt = 0
         for attempt in range(1, policy.attempts + 1):
@@ -314,8 +322,9 @@ class Engine:
                     return _NodeResult(node, "interrupted", reason=reason)
             try:
                 # fresh copies for every call: JSON text decoded anew (faster than deepcopy)
-                output = fn(_fresh(payload_json), _fresh(context_json),
-                            {d: _fresh(t) for d, t in inputs_json.items()})
+                context = TaskContext(_fresh(context_json), run_id=run.run_id, workflow=run.workflow, node=node.id,
+                                      task=node.task, attempt=attempt, adapters=adapters, log=self._task_log)
+                output = fn(_fresh(payload_json), context, {d: _fresh(t) for d, t in inputs_json.items()})
             except Exception as exc:  # a failed attempt; the task's own error text
                 error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
                 self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
@@ -334,6 +343,11 @@ class Engine:
         self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt, error=error, started_at=started)
         self._log("ERROR", "workflow node failed", run, node, error=error)
         return _NodeResult(node, "failed", error=error)
+
+    def _task_log(self, severity: str, message: str, **fields: Any) -> None:
+        log = getattr(self.rt, "log", None)
+        if log is not None:
+            log(severity, message, **fields)
 
     def _log(self, severity: str, message: str, run: Run, node: DagNode, **fields: Any) -> None:
         log = getattr(self.rt, "log", None)

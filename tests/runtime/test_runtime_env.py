@@ -115,7 +115,8 @@ def test_serverless_profile_env_typing_end_to_end(embedded_project, orchestrator
     assert status == 200
     line = orch.wait_log("GET /healthz 200")
     assert line["logging.googleapis.com/trace"] == "projects/00123/traces/105445aa7843bc8bf206b12000100000"
-    assert line["logging.googleapis.com/spanId"] == "1"
+    assert line["logging.googleapis.com/spanId"] == "0000000000000001"  # 16 hex digits, as Cloud Logging reads it
+    assert line["logging.googleapis.com/trace_sampled"] is True
     status, _, body = http("POST", orch.url + "/tasks/workflow", body=b"x" * 124,
                            headers={"Content-Type": "application/json"})
     assert status == 413, body

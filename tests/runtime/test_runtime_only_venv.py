@@ -84,7 +84,17 @@ def test_runtime_only_venv_serves_committed_artifacts(runtime_venv, tmp_path):
     assert info.returncode == 0 and json.loads(info.stdout)["inline_manifest_only"] is True
     demo = run_cli(["--demo", "health", "--probe", "--json"], tmp_path, clean_env(), python=str(runtime_venv))
     assert demo.returncode == 0 and json.loads(demo.stdout)["status"] == "healthy"
-    # and it compiles nothing: the compiler's libraries are absent
-    compiled = run_cli(["compile", "--project-dir", str(project)], project, clean_env(), python=str(runtime_venv))
-    assert compiled.returncode != 0
-    assert "No module named" in compiled.stderr
+
+
+def test_runtime_only_venv_answers_compiler_verbs_with_one_line(runtime_venv, tmp_path):
+    """No click here: a compiler verb, or --help, says in one line what to install (exit 2), no traceback."""
+    for args in (["compile"], ["--profile", "serverless", "compile", "--check"], ["--help"], ["report"]):
+        out = run_cli(args, tmp_path, clean_env(), python=str(runtime_venv))
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stdout == ""
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1, out.stderr
+        assert "pip install oneiric" in lines[0] and "runtime only" in lines[0] and "Traceback" not in out.stderr
+        assert "orchestrate" in lines[0]  # and it says what does work here
+    verb = run_cli(["compile"], tmp_path, clean_env(), python=str(runtime_venv)).stderr
+    assert "`oneiric compile` is a compiler command" in verb

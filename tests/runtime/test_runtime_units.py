@@ -162,7 +162,13 @@ def test_utc_now_text_digits():
 
 def test_trace_fields():
     assert trace_fields("abc123/42;o=1", "proj") == {"logging.googleapis.com/trace": "projects/proj/traces/abc123",
-                                                     "logging.googleapis.com/spanId": "42"}
+                                                     "logging.googleapis.com/spanId": "000000000000002a",
+                                                     "logging.googleapis.com/trace_sampled": True}
+    # Cloud Run sends the span as a decimal uint64; Cloud Logging wants it as 16 hex digits
+    assert trace_fields("abc123/18446744073709551615;o=0", "proj")["logging.googleapis.com/spanId"] == "ffffffffffffffff"
+    assert "logging.googleapis.com/trace_sampled" not in trace_fields("abc123/1;o=0", "proj")
+    for bad in ("abc123/18446744073709551616", "abc123/0", "abc123/-1", "abc123/0x2a", "abc123/４２"):
+        assert "logging.googleapis.com/spanId" not in trace_fields(bad, "proj"), bad
     assert trace_fields("abc123", None) == {}
     assert trace_fields(None, "proj") == {}
     assert trace_fields("not hex!/1", "proj") == {}

@@ -228,4 +228,4 @@ def test_delivery_log_carries_the_trace_when_cloud_run_sends_one(fake_rt):
     deliver(fake_rt, {"workflow": "noop3"}, extra={"X-Cloud-Trace-Context": "0123456789abcdef0123456789abcdef/42;o=1"})
     line = fake_rt.deliveries()[-1]
     assert line["logging.googleapis.com/trace"] == "projects/oneiric-test/traces/0123456789abcdef0123456789abcdef"
-    assert line["logging.googleapis.com/spanId"] == "42"
+    assert line["logging.googleapis.com/spanId"] == "000000000000002a"
