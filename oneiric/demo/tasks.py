@@ -57,14 +57,15 @@ def load(payload: dict[str, Any], context: Any, inputs: dict[str, Any]) -> dict[
     """Write what the upstream nodes produced to the sink the node's payload names.
 
     `target: vector` embeds each record and upserts it into the profile's activated `vector` adapter,
-    reached through the context by key (`context.adapters["vector"]`); without a target the records are
-    only counted.
+    reached through the context by key (`context.adapters["vector"]`), and reports the store's size as
+    `stored`. A profile without a vector adapter (a bare test project) only counts, as does any other target.
     """
     records = [r for out in inputs.values() for r in out.get("records", [])]
-    target = payload.get("target")
-    result: dict[str, Any] = {"loaded": len(records), "target": target or "count"}
-    if target == "vector":
-        store = context.adapters["vector"]
+    target = payload.get("target", "memory")
+    result: dict[str, Any] = {"loaded": len(records), "target": target}
+    adapters = getattr(context, "adapters", {})
+    if target == "vector" and "vector" in adapters:
+        store = adapters["vector"]
         for record in records:
             store.upsert(f"{context.run_id}:{record}", embed(str(record), store.dimensions))
         result["stored"] = store.count()

@@ -86,15 +86,6 @@ class FakeSecrets(SecretsAdapter):
         return SecretValue(self.values[name])
 
 
-def _vector_store() -> Any:
-    """The demo's in-memory vector adapter, activated: `load` with `target: vector` writes to it."""
-    from oneiric.demo.vector import MemoryVectorStore
-
-    store = MemoryVectorStore({"dimensions": 3})
-    store.activate()
-    return store
-
-
 class FakeRuntime:
     """The Runtime attributes workflows code against, with knobs for tests."""
 
@@ -108,7 +99,7 @@ class FakeRuntime:
         selections = [Selection("task", k, "demo", f, {}, "builtin", "test") for k, f in factories.items()]
         selections += [Selection("workflow", e.key, "dag", e.factory, {}, "builtin", "test")
                        for e in entries if e.domain == "workflow"]
-        self.adapters: dict[tuple[str, str], Any] = {("adapter", "vector"): _vector_store()}
+        self.adapters: dict[tuple[str, str], Any] = {}
         if queue is not None:
             provider, adapter = queue
             selections.append(Selection("adapter", "queue", provider, "x:y", {}, "builtin", "test"))
