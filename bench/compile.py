@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / ".bench"
-OURS_DEPS = ["pyyaml", "tomlkit", "jsonschema", "jinja2", "cattrs", "click", "bottle"]
+OURS_DEPS = ["pyyaml", "tomlkit", "tomli", "jsonschema", "jinja2", "cattrs", "click", "bottle"]
 
 
 def venv(name: str, packages: list[str]) -> Path:

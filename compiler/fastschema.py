@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
+from urllib.parse import unquote
 
 _ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default", "format", "examples", "$comment"}
 _KEYWORDS = {
@@ -37,6 +38,8 @@ class InvalidSchema(Exception):
         self.message = message
 
 
+#: the one dialect implemented; a schema naming another meta-schema goes to jsonschema
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _ARRAY_OF_SCHEMAS = ("anyOf", "oneOf")
 _MAP_OF_SCHEMAS = ("properties", "patternProperties", "$defs")
 _NON_NEGATIVE = ("minItems", "minLength", "maxLength")
@@ -54,6 +57,7 @@ def check_schema(schema: Any, where: str = "") -> None:
     unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
     if unknown:
         raise UnsupportedSchema(", ".join(sorted(unknown)))
+    _check_dialect(schema, where)
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         bad = [t for t in types if t not in _TYPES]
@@ -65,7 +69,7 @@ def check_schema(schema: Any, where: str = "") -> None:
                                  or not all(isinstance(r, str) for r in schema["required"])):
         raise InvalidSchema(f"{where}/required", "required must be an array of strings")
     for key in _NON_NEGATIVE:
-        if key in schema and (not isinstance(schema[key], int) or isinstance(schema[key], bool) or schema[key] < 0):
+        if key in schema and not (_TYPES["integer"](schema[key]) and schema[key] >= 0):  # 2.0 is an integer too
             raise InvalidSchema(f"{where}/{key}", f"{key} must be a non-negative integer")
     for key in ("minimum", "maximum", "exclusiveMinimum"):
         if key in schema and not _TYPES["number"](schema[key]):
@@ -75,10 +79,7 @@ def check_schema(schema: Any, where: str = "") -> None:
     patterns = [schema["pattern"]] if "pattern" in schema else []
     patterns += list(schema.get("patternProperties", {}))
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError) as exc:
-            raise InvalidSchema(where, f"{pattern!r} is not a valid regular expression ({exc})") from None
+        _compile(pattern, where)
     if "$ref" in schema:
         raise UnsupportedSchema("$ref")  # references in user schemas go to jsonschema
     for key in _MAP_OF_SCHEMAS:
@@ -96,6 +97,25 @@ def check_schema(schema: Any, where: str = "") -> None:
                 raise InvalidSchema(f"{where}/{key}", f"{key} must be a non-empty array")
             for i, sub in enumerate(schema[key]):
                 check_schema(sub, f"{where}/{key}/{i}")
+
+
+def _check_dialect(schema: dict[str, Any], where: str) -> None:
+    """Only the root may set `$schema` (to 2020-12) or `$id`: anything else changes how the rest is read."""
+    if "$schema" in schema and (where or str(schema["$schema"]).rstrip("#") != DIALECT):
+        raise UnsupportedSchema("$schema")
+    if "$id" in schema and where:
+        raise UnsupportedSchema("$id")
+
+
+def _compile(pattern: Any, where: str) -> re.Pattern:
+    """A schema's regex; ECMA-262 syntax Python's re lacks (`\\p{Letter}`) goes to jsonschema, anything else that
+    does not compile is an invalid schema."""
+    if isinstance(pattern, str) and re.search(r"\\[pP]\{", pattern):
+        raise UnsupportedSchema(f"pattern {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except (re.error, TypeError) as exc:
+        raise InvalidSchema(where, f"{pattern!r} is not a valid regular expression ({exc})") from None
 
 
 @dataclass
@@ -135,31 +155,36 @@ def _equal(a: Any, b: Any) -> bool:
 class Validator:
     """Validates instances against one root schema; `$ref` resolves inside it or in `others` by `$id`."""
 
-    def __init__(self, schema: dict[str, Any], others: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, schema: dict[str, Any] | bool, others: dict[str, dict[str, Any]] | None = None) -> None:
         self.root = schema
         self.others = others or {}
         self._patterns: dict[str, re.Pattern] = {}
         self._check_supported(schema, set())
 
     # -- setup -----------------------------------------------------------
-    def _check_supported(self, schema: Any, seen: set[int]) -> None:
+    def _check_supported(self, schema: Any, seen: set[int], where: str = "") -> None:
         if not isinstance(schema, dict) or id(schema) in seen:
             return
         seen.add(id(schema))
         unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
         if unknown:
             raise UnsupportedSchema(", ".join(sorted(unknown)))
+        _check_dialect(schema, where if schema is not self.root else "")
+        for pattern in [schema["pattern"]] if "pattern" in schema else []:
+            self._patterns.setdefault(pattern, _compile(pattern, where))
+        for pattern in schema.get("patternProperties", {}) if isinstance(schema.get("patternProperties"), dict) else []:
+            self._patterns.setdefault(pattern, _compile(pattern, where))
         for key in ("properties", "patternProperties", "$defs"):
-            for sub in schema.get(key, {}).values():
-                self._check_supported(sub, seen)
+            for name, sub in schema.get(key, {}).items():
+                self._check_supported(sub, seen, f"{where}/{key}/{name}")
         for key in ("additionalProperties", "items", "propertyNames"):
-            self._check_supported(schema.get(key), seen)
+            self._check_supported(schema.get(key), seen, f"{where}/{key}")
         for key in ("anyOf", "oneOf"):
-            for sub in schema.get(key, []):
-                self._check_supported(sub, seen)
+            for i, sub in enumerate(schema.get(key, [])):
+                self._check_supported(sub, seen, f"{where}/{key}/{i}")
         if "$ref" in schema:
             target, owner = self._resolve(schema["$ref"])
-            owner._check_supported(target, seen)
+            owner._check_supported(target, seen, "" if target is owner.root else "/$ref")
 
     def _resolve(self, ref: str) -> tuple[dict[str, Any], "Validator"]:
         target, _, fragment = ref.partition("#")
@@ -170,9 +195,15 @@ class Validator:
                 raise UnsupportedSchema(f"$ref {ref}")
             validator = Validator.__new__(Validator)
             validator.root, validator.others, validator._patterns = doc, self.others, self._patterns
+        if fragment and not fragment.startswith("/"):
+            raise UnsupportedSchema(f"$ref {ref}")  # an anchor name, not a JSON pointer
         node: Any = validator.root
-        for part in [p for p in fragment.split("/") if p]:
-            node = node[part.replace("~1", "/").replace("~0", "~")]
+        for part in fragment.split("/")[1:]:  # RFC 6901 inside RFC 3986: %-decode, then ~1 and ~0
+            token = unquote(part).replace("~1", "/").replace("~0", "~")
+            try:
+                node = node[int(token)] if isinstance(node, list) else node[token]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise UnsupportedSchema(f"$ref {ref}") from None
         return node, validator
 
     def _regex(self, pattern: str) -> re.Pattern:
@@ -184,7 +215,13 @@ class Validator:
     def iter_errors(self, instance: Any) -> Iterator[Error]:
         yield from self._errors(instance, self.root, [])
 
-    def _errors(self, instance: Any, schema: dict[str, Any], path: list) -> Iterator[Error]:
+    def _errors(self, instance: Any, schema: dict[str, Any] | bool, path: list) -> Iterator[Error]:
+        if schema is True:
+            return
+        if schema is False:
+            yield Error("false", False, instance, {}, f"False schema does not allow {instance!r}", list(path))
+            return
+
         def err(validator: str, message: str, at: list | None = None, context: list | None = None) -> Error:
             return Error(validator, schema.get(validator), instance, schema, message, list(at if at is not None else path),
                          context or [])
@@ -222,7 +259,10 @@ class Validator:
                                                          else "is too short"))
             if schema.get("uniqueItems") and any(_equal(a, b) for i, a in enumerate(instance) for b in instance[i + 1:]):
                 yield err("uniqueItems", f"{instance!r} has non-unique elements")
-            if isinstance(schema.get("items"), dict):
+            if schema.get("items") is False and instance:  # jsonschema's one error for the whole array
+                rest = instance if len(instance) != 1 else instance[0]
+                yield err("items", f"Expected at most 0 items but found {len(instance)} extra: {rest!r}")
+            elif "items" in schema:
                 for i, item in enumerate(instance):
                     yield from self._errors(item, schema["items"], path + [i])
         if isinstance(instance, dict):
@@ -256,7 +296,7 @@ class Validator:
                     matched = True
                     yield from self._errors(value, sub, path + [name])
             extra = schema.get("additionalProperties", True)
-            if not matched and isinstance(extra, dict):
+            if not matched and not isinstance(extra, bool):
                 yield from self._errors(value, extra, path + [name])
         extra = schema.get("additionalProperties", True)
         if extra is False:

@@ -62,6 +62,8 @@ def schema_defaults(schema: dict[str, Any], prefix: Path = ()) -> dict[Path, Any
     out: dict[Path, Any] = {}
     for key, sub in schema.get("properties", {}).items():
         path = prefix + (key,)
+        if not isinstance(sub, dict):  # a boolean sub-schema has no default
+            continue
         if "properties" in sub and sub.get("type") == "object":
             out.update(schema_defaults(sub, path))
         elif "default" in sub:

@@ -223,13 +223,15 @@ def _schema_type(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
     node: dict[str, Any] | None = schema
     for part in path:
         node = (node or {}).get("properties", {}).get(part)
-        if node is None:
+        if not isinstance(node, dict):  # absent, or a boolean sub-schema: no type to convert by
             return None
     kind = node.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), None)
     if kind is None and "anyOf" in node:
         return "string"
+    if kind == "array" and not isinstance(node.get("items", {}), dict):
+        return None
     if kind == "array" and node.get("items", {}).get("type") not in (None, "string", "integer", "number", "boolean"):
         return None
     return kind if kind in ("string", "integer", "number", "boolean", "array") else None

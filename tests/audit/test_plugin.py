@@ -54,7 +54,7 @@ def test_compile_errors_fail_the_test_with_positions(example: Path):
 
 def test_loading_the_plugin_imports_nothing_heavy():
     code = ("import sys, oneiric.pytest_plugin; "
-            "heavy = sorted(m for m in ('compiler', 'jsonschema', 'jinja2', 'yaml', 'tomlkit', 'cattrs', 'click') "
+            "heavy = sorted(m for m in ('compiler', 'jsonschema', 'jinja2', 'yaml', 'tomlkit', 'tomli', 'cattrs', 'click') "
             "if m in sys.modules); print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

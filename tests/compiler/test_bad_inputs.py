@@ -72,7 +72,7 @@ CASES = [
      f"{M}:24:15", "node id 'a' is used twice", "dag.duplicate-id"),
     ("toml-duplicate-key", _s("", ("tasks_auth = \"none\"\n", "tasks_auth = \"none\"\ntasks_auth = \"hmac\"\n")),
      f"{S}:6:1", "duplicate key 'http.tasks_auth'", "toml.duplicate-key"),
-    ("toml-syntax", _s("\n[logging]\nlevel = \n"), f"{S}:8:", "Unexpected character", "toml.syntax"),
+    ("toml-syntax", _s("\n[logging]\nlevel = \n"), f"{S}:8:", "Invalid value", "toml.syntax"),
     ("toml-unknown-section", _s("\n[htpp]\nport = 80\n"), f"{S}:7:1", "did you mean 'http'?", "schema.unknown-key"),
     ("toml-unknown-key", _s("port = 80\nshutdown_grace = 3\n"), f"{S}:7:1", "did you mean 'shutdown_grace_seconds'?",
      "schema.unknown-key"),

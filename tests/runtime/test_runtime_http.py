@@ -14,7 +14,7 @@ import pytest
 from rt_helpers import BASE_SETTINGS, build_artifacts, clean_env, http, run_cli, wait_until
 from runtime.listener import Server
 
-FORBIDDEN = {"yaml", "jsonschema", "jinja2", "tomlkit", "cattrs", "click", "google", "compiler", "grpc"}
+FORBIDDEN = {"yaml", "jsonschema", "jinja2", "tomlkit", "tomli", "cattrs", "click", "google", "compiler", "grpc"}
 
 ADAPTERS = '''
 import os, time

@@ -58,7 +58,7 @@ def runtime_venv(tmp_path_factory) -> Path:
 
 def test_venv_holds_no_compiler_library(runtime_venv):
     probe = subprocess.run([str(runtime_venv), "-c", "import importlib.util as u; print([m for m in "
-                            "('bottle', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'cattrs', 'click', 'google', 'pip', 'setuptools') "
+                            "('bottle', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'tomli', 'cattrs', 'click', 'google', 'pip', 'setuptools') "
                             "if u.find_spec(m)])"], capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "['bottle']"
 
