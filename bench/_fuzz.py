@@ -6,7 +6,7 @@ random-mutation loop; a fixed time budget either way; prints executions and find
 With atheris the fuzzing runs in a child process (libFuzzer ends the process when the budget is spent);
 the parent reads libFuzzer's final stats, counts crash files (inputs that broke the contract, kept under
 .bench/fuzz/<name>/) and prints one summary. Without atheris (or with --no-atheris) the same contract is
-checked in process on inputs made by tests/hardening/fuzz_inputs.mutate from the seeds, for the same budget.
+checked in process on inputs made by tests/support/fuzz_inputs.mutate from the seeds, for the same budget.
 A finding is any exception out of `check(data)`: the contract of the stage under test was broken.
 """
 
@@ -75,7 +75,7 @@ def run(name: str, description: str, load_check: Callable[[], Callable[[bytes], 
 
 
 def _random_loop(check: Callable[[bytes], None], seeds: list[bytes], args) -> tuple[int, int, str]:
-    from tests.hardening.fuzz_inputs import mutate
+    from tests.support.fuzz_inputs import mutate
 
     rng = random.Random(int(time.time()))
     deadline = time.monotonic() + args.seconds
@@ -127,23 +127,6 @@ def _atheris_parent(name: str, args) -> tuple[int, int, str]:
 
 
 # ---------------------------------------------------------------- contracts shared by the harnesses
-
-def check_loader_result(result, path: str) -> None:
-    """A Document with JSON-compatible data, or a non-empty list of located Diagnostics."""
-    import json
-
-    from compiler.diagnostics import Diagnostic, Document
-
-    if isinstance(result, Document):
-        json.dumps(result.data, allow_nan=False)
-        return
-    if not (isinstance(result, list) and result):
-        raise AssertionError(f"neither a Document nor diagnostics: {result!r}")
-    for d in result:
-        if not isinstance(d, Diagnostic) or d.span is None or d.span.file != path or d.span.line < 1 \
-                or d.span.col < 1:
-            raise AssertionError(f"unlocated diagnostic: {d!r}")
-
 
 def reference_seeds(*rel: str) -> list[bytes]:
     return [(ROOT / r).read_bytes() for r in rel]

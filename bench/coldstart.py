@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -33,25 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = ROOT / ".venv" / "bin" / "python"
+sys.path.insert(0, str(ROOT))
 
-SETTINGS = """\
-[profile]
-name = "serverless"
-
-[secrets]
-provider = "env"
-
-[adapters.selections]
-vector = "memory"
-queue = "local"
-
-[http]
-tasks_auth = "hmac"
-hmac_key = "secret://tasks-hmac-key"
-
-[logging]
-format = "json"
-"""
+from tests.support.cli import compile_project  # noqa: E402
+from tests.support.env import free_port  # noqa: E402
+from tests.support.projects import (EMBEDDED_SERVERLESS, copy_reference, make_embedded_project,  # noqa: E402
+                                    write_project)
 
 BOTTLE_APP = """\
 import os
@@ -97,12 +83,6 @@ def hello(request):
 
 #: time to listening of each run_once call, in call order
 LISTENING: list[float | None] = []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_status(port: int, path: str = "/healthz") -> int | None:
@@ -169,13 +149,7 @@ def run_once(cmd: list[str], cwd: Path, env: dict[str, str], port: int, timeout:
 
 
 def setup_project(workdir: Path) -> Path:
-    project = workdir / "reference"
-    shutil.copytree(ROOT / "deployment", project / "deployment")
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "serverless.toml").write_text(SETTINGS)
-    subprocess.run([str(ROOT / ".venv" / "bin" / "oneiric"), "compile", "--project-dir", str(project),
-                    "--profile", "serverless"], check=True, capture_output=True)
-    return project
+    return make_embedded_project(workdir / "reference", EMBEDDED_SERVERLESS)
 
 
 SECRET_COUNT = 10
@@ -192,16 +166,12 @@ entries:
 
 def setup_secrets_project(workdir: Path, provider: str, options: str) -> Path:
     """The reference project plus an adapter holding SECRET_COUNT secret references, via `provider`."""
-    project = workdir / f"secrets-{provider}"
-    shutil.copytree(ROOT / "deployment", project / "deployment")
-    (project / "deployment" / "manifests" / "bench.yaml").write_text(SECRETS_MANIFEST)
+    project = copy_reference(workdir / f"secrets-{provider}", ("deployment",))
     refs = "".join(f's{i} = "secret://bench-s{i}"\n' for i in range(SECRET_COUNT))
-    text = SETTINGS.replace('provider = "env"', f'provider = "{provider}"\n{options}')
+    text = EMBEDDED_SERVERLESS.replace('provider = "env"', f'provider = "{provider}"\n{options}')
     text += f"\n[adapters.provider_settings.memcache]\n{refs}"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "serverless.toml").write_text(text)
-    subprocess.run([str(ROOT / ".venv" / "bin" / "oneiric"), "compile", "--project-dir", str(project),
-                    "--profile", "serverless"], check=True, capture_output=True)
+    write_project(project, SECRETS_MANIFEST, text, profile="serverless", manifest_name="bench.yaml")
+    compile_project(project)
     return project
 
 
@@ -270,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             "bottle": ([str(VENV_PY), str(workdir / "bottle_app.py")], workdir, base_env),
             "stdlib": ([str(VENV_PY), str(workdir / "stdlib_app.py")], workdir, base_env),
         }
-        sys.path.insert(0, str(ROOT / "tests"))
-        from fakes.secretmanager import FakeSecretManager  # the suite's gRPC fake, official client on the wire
+        from tests.fakes.secretmanager import FakeSecretManager  # the suite's gRPC fake, official client on the wire
 
         fake = FakeSecretManager("oneiric-bench").start()
         secrets_dir = workdir / "mounted-secrets"

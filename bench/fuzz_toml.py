@@ -8,14 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._fuzz import check_loader_result, reference_seeds, run  # noqa: E402
+from bench._fuzz import reference_seeds, run  # noqa: E402
+from tests.support.fuzz_inputs import check_loader_result  # noqa: E402
 
 
 def load_check():
     from compiler.loaders.toml import load_toml
 
     def check(data: bytes) -> None:
-        check_loader_result(load_toml(data, "s.toml"), "s.toml")
+        check_loader_result(load_toml(data, "s.toml"), "s.toml", data)
 
     return check
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sqlite3
 import statistics
@@ -35,17 +34,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tasks import KEY, _one, free_port, make_project, wait_healthy  # noqa: E402  (the workflows bench)
+from bench.tasks import KEY, _one, make_project, wait_healthy  # noqa: E402  (the workflows bench)
 from runtime.tasks_auth import sign  # noqa: E402
+from tests.support.env import clean_env, free_port  # noqa: E402
 
 WORKFLOW = "noop3"
 
 
 def start_server(root: Path, log_name: str) -> tuple[subprocess.Popen, int, object]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_")}
-    env.update({"ONEIRIC_CONFIG": str(root / "config" / "bench.toml"), "ONEIRIC_SECRET_TASKS_HMAC_KEY": KEY,
-                "PORT": str(port), "NO_GCE_CHECK": "true"})
+    env = clean_env(ONEIRIC_CONFIG=str(root / "config" / "bench.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=KEY,
+                    PORT=str(port))
     log = open(root / log_name, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "oneiric.cli", "orchestrate", "--no-remote",
                              "--http-host", "127.0.0.1"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.tasks_auth import sign  # noqa: E402
+from tests.support.cli import compile_project  # noqa: E402
+from tests.support.env import clean_env, free_port  # noqa: E402
+from tests.support.projects import write_project  # noqa: E402
 
 KEY = "bench-hmac-key-0123456789abcdef"
 
@@ -92,12 +93,6 @@ def handler():
 srv = Server(("127.0.0.1", int(sys.argv[1])), app)
 srv.serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -188,21 +183,14 @@ def merge(parts: list[dict]) -> dict:
 # ---------------------------------------------------------------- the two servers
 
 def make_project(root: Path) -> None:
-    (root / "config").mkdir()
-    (root / "deployment" / "manifests").mkdir(parents=True)
-    (root / "config" / "bench.toml").write_text(SETTINGS)
-    (root / "deployment" / "manifests" / "bench.yaml").write_text(MANIFEST)
-    out = subprocess.run([sys.executable, "-m", "oneiric.cli", "compile", "--project-dir", str(root)],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise SystemExit("compile failed:\n" + out.stdout + out.stderr)
+    write_project(root, MANIFEST, SETTINGS, profile="bench", manifest_name="bench.yaml")
+    compile_project(root)
 
 
 def start_oneiric(root: Path) -> tuple[subprocess.Popen, int, object]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_")}
-    env.update({"ONEIRIC_CONFIG": str(root / "config" / "bench.toml"), "ONEIRIC_SECRET_TASKS_HMAC_KEY": KEY,
-                "PORT": str(port), "NO_GCE_CHECK": "true"})
+    env = clean_env(ONEIRIC_CONFIG=str(root / "config" / "bench.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=KEY,
+                    PORT=str(port))
     log = open(root / "orchestrate.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "oneiric.cli", "orchestrate", "--no-remote",
                              "--http-host", "127.0.0.1"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)

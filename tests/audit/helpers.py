@@ -1,16 +1,15 @@
-"""Shared helpers for the audit tests: a small project written into a temp dir, the real CLI, git."""
+"""The audit tests' project (a manifest and serverless settings), git in a temp repo, digest masking."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.env import clean_env
+from tests.support.projects import write_project
 
 MANIFEST = """\
 source: audit-test
@@ -62,42 +61,14 @@ hmac_key = "secret://tasks-hmac-key"
 """
 
 
-def write_project(root: Path, manifest: str = MANIFEST, settings: str = SETTINGS) -> Path:
-    (root / "deployment" / "manifests").mkdir(parents=True, exist_ok=True)
-    (root / "config").mkdir(exist_ok=True)
-    (root / "deployment" / "manifests" / "app.yaml").write_text(manifest, encoding="utf-8")
-    (root / "config" / "serverless.toml").write_text(settings, encoding="utf-8")
-    return root
-
-
-def copy_reference(dest: Path) -> Path:
-    """The repository's reference project (config, manifests, committed build) in `dest`."""
-    for part in ("config", "deployment", "build"):
-        shutil.copytree(REPO / part, dest / part)
-    return dest
-
-
-def clone(src: Path, dest: Path) -> Path:
-    """A copy of a prepared project (git repo included), so tests share one compile but not its files."""
-    shutil.copytree(src, dest, symlinks=True)
-    return dest
-
-
-def clean_env(extra: dict | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_") and k != "SOURCE_DATE_EPOCH"}
-    env.update(extra or {})
-    return env
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "oneiric.cli", *args], cwd=cwd, env=clean_env(env),
-                          capture_output=True, text=True, timeout=120)
+def audit_project(root: Path, manifest: str = MANIFEST, settings: str = SETTINGS) -> Path:
+    """This suite's project (MANIFEST, SETTINGS as the serverless profile) written under `root`."""
+    return write_project(root, manifest, settings, profile="serverless")
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = clean_env({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-                     "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull,
-                     "GIT_CONFIG_NOSYSTEM": "1"})
+    env = clean_env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+                    GIT_COMMITTER_EMAIL="t@example.invalid", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
     proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

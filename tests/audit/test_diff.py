@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
+from tests.support.cli import run_cli
+from tests.support.projects import clone
 
-from .helpers import MANIFEST, SETTINGS, clone, commit_all, git_init, load, run_cli, stable, write_project
+from .helpers import MANIFEST, SETTINGS, audit_project, commit_all, git_init, load, stable
 
 
 def compile_to(root: Path, out: str) -> None:
@@ -21,7 +23,7 @@ def compile_to(root: Path, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("diff") / "proj")
+    root = audit_project(tmp_path_factory.mktemp("diff") / "proj")
     compile_to(root, "old")
     return root
 

@@ -7,10 +7,11 @@ import copy
 import pytest
 
 from compiler.diff import DiffInputError, Side, compare, diff_artifacts
+from tests.support.env import ROOT
 
-from .helpers import REPO, load
+from .helpers import load
 
-PROFILE = load(REPO / "build" / "serverless_profile.json")
+PROFILE = load(ROOT / "build" / "serverless_profile.json")
 
 
 def side(data: dict, name: str = "x") -> Side:
@@ -64,6 +65,6 @@ def test_selection_settings_carry_the_provider_settings_provenance():
 
 
 def test_kinds_must_match():
-    manifest = load(REPO / "build" / "serverless_manifest.json")
+    manifest = load(ROOT / "build" / "serverless_manifest.json")
     with pytest.raises(DiffInputError, match="cannot compare a profile artifact"):
         diff_artifacts(side(PROFILE), side(manifest))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO, clean_env
+from tests.support.env import ROOT, clean_env
 
-EXAMPLE = REPO / "examples" / "config-review"
+EXAMPLE = ROOT / "examples" / "config-review"
 
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,20 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO, copy_reference, run_cli
+from tests.support.cli import run_cli
+from tests.support.env import ROOT
+from tests.support.projects import copy_reference
 
 SPEC_LINE = "web: python -m oneiric.cli orchestrate --profile serverless --no-remote\n"
 
 
 @pytest.fixture
 def reference(tmp_path: Path) -> Path:
-    return copy_reference(tmp_path / "ref")
+    return copy_reference(tmp_path / "ref", ("config", "deployment", "build"))
 
 
 def test_committed_procfiles_match_the_template():
-    assert (REPO / "Procfile").read_text() == SPEC_LINE
-    assert (REPO / "Procfile.cloudrun").read_text() == SPEC_LINE
-    result = run_cli("procfile", "--check", cwd=REPO)
+    assert (ROOT / "Procfile").read_text() == SPEC_LINE
+    assert (ROOT / "Procfile.cloudrun").read_text() == SPEC_LINE
+    result = run_cli("procfile", "--check", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "up to date: Procfile, Procfile.cloudrun\n"
 
@@ -67,5 +69,5 @@ def test_without_a_compiled_profile(tmp_path: Path):
 
 
 def test_template_explains_python_instead_of_uv():
-    text = (REPO / "compiler" / "templates" / "Procfile.j2").read_text()
+    text = (ROOT / "compiler" / "templates" / "Procfile.j2").read_text()
     assert "uv run" in text and "We don't ship uv" in text

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SETTINGS, clone, commit_all, git_init, run_cli, stable, write_project
+from tests.support.cli import run_cli
+from tests.support.env import clean_env
+from tests.support.projects import clone
+
+from .helpers import SETTINGS, audit_project, commit_all, git_init, stable
 
 PROBE_ENV = {"ONEIRIC_SECRET_TASKS_HMAC_KEY": "k" * 32}
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("report") / "proj")
+    root = audit_project(tmp_path_factory.mktemp("report") / "proj")
     assert run_cli("compile", cwd=root).returncode == 0
     return root
 
@@ -81,8 +85,8 @@ def test_against_a_directory_equals_against_git(released: Path, tmp_path: Path):
 
 
 def test_env_override_and_source_date_epoch(project: Path):
-    result = run_cli("report", cwd=project, env={"ONEIRIC_RUNTIME_SUPERVISOR__ENABLED": "false",
-                                                 "SOURCE_DATE_EPOCH": "1700000000"})
+    result = run_cli("report", cwd=project, env=clean_env(ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="false",
+                                                       SOURCE_DATE_EPOCH="1700000000"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Release notes (2023-11-14T22:13:20Z)\n")
     assert "| effective `runtime.supervisor.enabled` | `false` |" in result.stdout
@@ -99,7 +103,7 @@ def test_settings_file_sets_the_supervisor(project: Path):
 
 
 def test_probe_includes_secrets_and_status(project: Path):
-    ready = run_cli("report", "--probe", cwd=project, env=PROBE_ENV)
+    ready = run_cli("report", "--probe", cwd=project, env=clean_env(**PROBE_ENV))
     assert ready.returncode == 0, ready.stderr
     assert ("Live probe (`python -m oneiric.cli --profile serverless health --probe --json`): secrets `env` "
             "status **ready**; overall health **healthy**, activity state `accepting`, supervisor enabled `true`.") \

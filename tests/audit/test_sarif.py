@@ -8,7 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from .helpers import MANIFEST, SETTINGS, run_cli, write_project
+from tests.support.cli import run_cli
+
+from .helpers import MANIFEST, SETTINGS, audit_project
 
 SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 
@@ -28,7 +30,7 @@ BROKEN_MANIFEST = MANIFEST.replace("    provider: demo\n", "    proivder: demo\n
 
 
 def test_compile_errors_as_sarif(tmp_path: Path):
-    root = write_project(tmp_path / "p", manifest=BROKEN_MANIFEST)
+    root = audit_project(tmp_path / "p", manifest=BROKEN_MANIFEST)
     result = run_cli("compile", "--format", "sarif", cwd=root)
     assert result.returncode == 1
     log = check_sarif(result.stdout)
@@ -50,7 +52,7 @@ def test_compile_errors_as_sarif(tmp_path: Path):
 
 
 def test_validate_errors_as_sarif(tmp_path: Path):
-    root = write_project(tmp_path / "p", manifest=BROKEN_MANIFEST,
+    root = audit_project(tmp_path / "p", manifest=BROKEN_MANIFEST,
                          settings=SETTINGS + "\n[htpp]\nport = 1\n")
     result = run_cli("manifest", "validate", "--format", "sarif", "deployment/manifests/app.yaml",
                      "config/serverless.toml", cwd=root)
@@ -64,7 +66,7 @@ def test_validate_errors_as_sarif(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("sarif") / "p")
+    root = audit_project(tmp_path_factory.mktemp("sarif") / "p")
     assert run_cli("compile", cwd=root).returncode == 0
     return root
 

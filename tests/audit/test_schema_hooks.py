@@ -21,10 +21,13 @@ import pytest
 import yaml
 
 from runtime.about import SCHEMA_DIR
+from tests.support.cli import run_cli
+from tests.support.env import ROOT, clean_env
+from tests.support.projects import clone
 
-from .helpers import MANIFEST, REPO, SETTINGS, clean_env, clone, commit_all, git, git_init, run_cli, write_project
+from .helpers import MANIFEST, SETTINGS, audit_project, commit_all, git, git_init
 
-HOOKS = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+HOOKS = {hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
 
 
 def test_schema_list_print_and_export(tmp_path: Path):
@@ -51,10 +54,10 @@ def test_schema_list_print_and_export(tmp_path: Path):
     ("deployment/manifests/serverless.yaml", r"^# yaml-language-server: \$schema=(\S+)$"),
 ])
 def test_reference_files_carry_editor_schema_hints(path: str, pattern: str):
-    first = (REPO / path).read_text().splitlines()[0]
+    first = (ROOT / path).read_text().splitlines()[0]
     match = re.match(pattern, first)
     assert match, first
-    target = ((REPO / path).parent / match.group(1)).resolve()
+    target = ((ROOT / path).parent / match.group(1)).resolve()
     assert target.parent == SCHEMA_DIR and target.is_file()
 
 
@@ -81,13 +84,13 @@ def run_hook(repo: Path, hook_id: str) -> subprocess.CompletedProcess:
     cmd = shlex.split(hook["entry"]) + list(hook.get("args", []))
     if hook.get("pass_filenames", True):
         cmd += files
-    env = clean_env({"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")})
+    env = clean_env(PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def repo_once(tmp_path_factory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("hooks") / "consumer")
+    root = audit_project(tmp_path_factory.mktemp("hooks") / "consumer")
     assert run_cli("compile", cwd=root).returncode == 0
     git_init(root)
     commit_all(root, "initial")
@@ -143,6 +146,6 @@ def test_hooks_skip_unrelated_files(repo: Path):
 @pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v pre-commit"], capture_output=True).returncode != 0,
                     reason="the pre-commit tool is not installed; run_hook above emulates it")
 def test_pre_commit_validates_the_hook_manifest():
-    result = subprocess.run(["pre-commit", "validate-manifest", str(REPO / ".pre-commit-hooks.yaml")],
+    result = subprocess.run(["pre-commit", "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

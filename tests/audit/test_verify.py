@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
+from tests.support.cli import run_cli
+from tests.support.projects import clone
 
-from .helpers import clone, run_cli, stable, write_project
+from .helpers import audit_project, stable
 
 ARTIFACTS = ("build/serverless_manifest.json", "build/serverless_profile.json")
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
-    root = write_project(tmp_path_factory.mktemp("verify") / "proj")
+    root = audit_project(tmp_path_factory.mktemp("verify") / "proj")
     result = run_cli("compile", cwd=root)
     assert result.returncode == 0, result.stderr
     return root

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_MANIFEST, BASE_SETTINGS, run_cli, write_project
+from tests.compiler.inputs import BASE_MANIFEST, BASE_SETTINGS
+from tests.support.cli import run_cli
+from tests.support.projects import write_project
 
 M = "deployment/manifests/app.yaml"
 S = "config/default.toml"
@@ -115,8 +117,8 @@ CASES = [
 @pytest.mark.parametrize("case_id,inputs,location,fragment,rule", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_reported_with_position(tmp_path: Path, case_id, inputs, location, fragment, rule):
     manifest, settings = inputs
-    root = write_project(tmp_path / "proj", manifest, settings,
-                         settings_name="staging.toml" if "staging" in settings else "default.toml")
+    profile = "staging" if "staging" in settings else "default"
+    root = write_project(tmp_path / "proj", manifest, settings, profile=profile)
     if "staging" in settings:
         location = location.replace("default.toml", "staging.toml")
     build = root / "build"
@@ -145,7 +147,7 @@ def test_cases_cover_at_least_25_bad_inputs():
 def test_every_error_is_reported_at_once_sorted_by_position(tmp_path: Path):
     manifest = BASE_MANIFEST.replace("    provider: demo\n", "    proivder: demo\n").replace(
         "  - domain: workflow\n", "  - domain: wrkflow\n")
-    root = write_project(tmp_path / "proj", manifest)
+    root = write_project(tmp_path / "proj", manifest, BASE_SETTINGS)
     result = run_cli("compile", "--project-dir", str(root), cwd=root)
     assert result.returncode == 1
     errors = [l for l in result.stderr.splitlines() if ": error: " in l]
@@ -154,7 +156,8 @@ def test_every_error_is_reported_at_once_sorted_by_position(tmp_path: Path):
 
 
 def test_github_format_emits_workflow_annotations(tmp_path: Path):
-    root = write_project(tmp_path / "proj", BASE_MANIFEST.replace("    provider: demo\n", "    proivder: demo\n"))
+    root = write_project(tmp_path / "proj", BASE_MANIFEST.replace("    provider: demo\n", "    proivder: demo\n"),
+                         BASE_SETTINGS)
     result = run_cli("compile", "--project-dir", str(root), "--format", "github", cwd=root)
     assert result.returncode == 1
     assert f"::error file={M},line=5,col=5,title=schema.unknown-key::$.entries[0].proivder: unknown key" in result.stdout

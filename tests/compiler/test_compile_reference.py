@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli, write_project
-
 from runtime.canonical import compute_digest
-
-
-def copy_reference(dest: Path) -> Path:
-    for part in ("config", "deployment"):
-        shutil.copytree(REPO / part, dest / part)
-    return dest
+from tests.compiler.inputs import BASE_MANIFEST
+from tests.support.cli import run_cli
+from tests.support.env import ROOT, clean_env
+from tests.support.projects import copy_reference, write_project
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def test_reference_artifacts_snapshot(compiled: Path, name: str, snapshot):
 
 def test_committed_build_matches_a_fresh_compile(compiled: Path):
     for path in compiled.iterdir():
-        assert path.read_bytes() == (REPO / "build" / path.name).read_bytes(), path.name
+        assert path.read_bytes() == (ROOT / "build" / path.name).read_bytes(), path.name
 
 
 def test_two_directories_give_identical_bytes(tmp_path: Path, compiled: Path):
@@ -137,9 +132,9 @@ def test_profile_option_compiles_only_that_profile(tmp_path: Path):
 
 
 def test_custom_profile_extends_serverless(tmp_path: Path):
-    root = write_project(tmp_path / "p", settings='[profile]\nname = "staging"\n\n[profiles.staging]\n'
+    root = write_project(tmp_path / "p", BASE_MANIFEST, '[profile]\nname = "staging"\n\n[profiles.staging]\n'
                          'extends = "serverless"\nsupervisor_enabled = false\n\n[http]\ntasks_auth = "hmac"\n'
-                         'hmac_key = "secret://k"\n', settings_name="staging.toml")
+                         'hmac_key = "secret://k"\n', profile="staging")
     result = run_cli("compile", "--project-dir", str(root))
     assert result.returncode == 0, result.stderr
     profile = json.loads((root / "build" / "staging_profile.json").read_text())
@@ -160,11 +155,12 @@ def test_manifest_pack_matches_the_guides_command(tmp_path: Path):
     assert [(e["domain"], e["key"], e["provider"]) for e in packed["entries"]] == sorted(
         (e["domain"], e["key"], e["provider"]) for e in packed["entries"])
     # the same bytes compile writes for the serverless profile
-    assert (root / "build" / "serverless_manifest.json").read_bytes() == (REPO / "build" / "serverless_manifest.json").read_bytes()
+    packed = (root / "build" / "serverless_manifest.json").read_bytes()
+    assert packed == (ROOT / "build" / "serverless_manifest.json").read_bytes()
 
 
 def test_manifest_validate_reports_every_file(tmp_path: Path):
-    good = run_cli("manifest", "validate", "deployment/manifests/serverless.yaml", "config/serverless.toml", cwd=REPO)
+    good = run_cli("manifest", "validate", "deployment/manifests/serverless.yaml", "config/serverless.toml", cwd=ROOT)
     assert good.returncode == 0, good.stderr
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("source: x\nentries:\n  - domain: task\n    key: k\n")
@@ -179,14 +175,14 @@ def test_manifest_validate_reports_every_file(tmp_path: Path):
 def test_explain_shows_every_layer_winner_last(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
     result = run_cli("explain", "runtime.supervisor.enabled", "--profile", "serverless", "--project-dir", str(root),
-                     "--json", env={"ONEIRIC_RUNTIME_SUPERVISOR__ENABLED": "false"})
+                     "--json", env=clean_env(ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="false"))
     assert result.returncode == 0, result.stderr
     layers = json.loads(result.stdout)
     assert [l["layer"] for l in layers] == ["profile:serverless", "environment"]
     assert layers[-1]["value"] == "false"
     dsn = run_cli("explain", "adapters.provider_settings.pgvector.dsn", "--profile", "serverless",
                   "--project-dir", str(root), "--json",
-                  env={"ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN": "postgresql://x"})
+                  env=clean_env(ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN="postgresql://x"))
     chain = json.loads(dsn.stdout)
     assert [l["layer"] for l in chain] == ["settings file", "environment (ignored: key holds a secret reference)",
                                            "secret"]
@@ -221,7 +217,7 @@ def test_runtime_verbs_are_routed_without_loading_compiler_libraries():
             "try:\n    cli.main(['supervisor-info', '--help'])\nexcept SystemExit:\n    pass\n"
             "bad = sorted(m for m in ('click', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'tomli', 'cattrs', 'compiler')"
             " if m in sys.modules)\nprint('LOADED', bad)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "LOADED []" in result.stdout, result.stdout + result.stderr
     from oneiric.cli import find_verb
 

@@ -12,9 +12,8 @@ from compiler import fastschema
 from compiler.loaders.toml import load_toml
 from compiler.loaders.yaml import load_yaml
 from compiler.schema import jsonschema_validator, load_schema, schemas_by_id
-from conftest import REPO
-
-from test_bad_inputs import CASES
+from tests.compiler.test_bad_inputs import CASES
+from tests.support.env import ROOT
 
 SCHEMAS = ["settings.schema.json", "manifest.schema.json", "providers/cloudtasks.json",
            "providers/gcp.secret_manager.json", "providers/local.json", "profile-artifact.schema.json"]
@@ -39,9 +38,9 @@ def test_all_own_schemas_are_supported_by_the_fast_validator():
 
 def test_agrees_on_every_bad_input_case_and_the_reference_project():
     compared = 0
-    documents = [(load_yaml((REPO / "deployment/manifests/serverless.yaml").read_bytes(), "m"), "manifest.schema.json")]
+    documents = [(load_yaml((ROOT / "deployment/manifests/serverless.yaml").read_bytes(), "m"), "manifest.schema.json")]
     for name in ("serverless.toml", "default.toml"):
-        documents.append((load_toml((REPO / "config" / name).read_bytes(), "s"), "settings.schema.json"))
+        documents.append((load_toml((ROOT / "config" / name).read_bytes(), "s"), "settings.schema.json"))
     for _, (manifest, settings), *_ in CASES:
         raw_m = manifest if isinstance(manifest, bytes) else manifest.encode()
         documents.append((load_yaml(raw_m, "m"), "manifest.schema.json"))
@@ -73,8 +72,8 @@ def _mutations(base: dict):
     return paths
 
 
-_SETTINGS = load_toml((REPO / "config/serverless.toml").read_bytes(), "s").data
-_MANIFEST = load_yaml((REPO / "deployment/manifests/serverless.yaml").read_bytes(), "m").data
+_SETTINGS = load_toml((ROOT / "config/serverless.toml").read_bytes(), "s").data
+_MANIFEST = load_yaml((ROOT / "deployment/manifests/serverless.yaml").read_bytes(), "m").data
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

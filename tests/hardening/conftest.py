@@ -6,17 +6,13 @@ record is written with its outcome (scripts/reliability.py renders them into doc
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # tests.fakes, tests.runtime.rt_helpers, scripts.reliability, bench.*
-    sys.path.insert(0, str(ROOT))
-
-from scripts.reliability import write_record  # noqa: E402
+from scripts.reliability import write_record
+from tests.support.fixtures import orchestrators  # noqa: F401  (fixture of this folder)
 
 
 class Figure:
@@ -81,17 +77,6 @@ def hard_build(tmp_path_factory) -> Path:
 @pytest.fixture
 def hard_project(hard_build, tmp_path) -> Path:
     """A private copy of the compiled hardening project (its own cache dir)."""
-    import shutil
+    from tests.support.projects import clone
 
-    project = tmp_path / "project"
-    shutil.copytree(hard_build, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
-    return project
-
-
-@pytest.fixture
-def orchestrators():
-    """Every orchestrator a test starts (append to the list) is killed after the test."""
-    started: list = []
-    yield started
-    for orch in started:
-        orch.close()
+    return clone(hard_build, tmp_path / "project")

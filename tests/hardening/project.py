@@ -3,23 +3,23 @@
 Settings: serverless-based profile `hard`, env secrets (the HMAC key in ONEIRIC_SECRET_TASKS_HMAC_KEY),
 local queue, HMAC auth, 64 KiB body limit, 1 s header timeout, supervisor every 0.05 s. Workflows:
 `noop3` (3 no-op nodes), `slow3` (3 sleep nodes a -> b -> c), `ingest` (extract -> transform -> load).
-The orchestrator itself is `tests/runtime/rt_helpers.Orchestrator` (a real subprocess on 127.0.0.1).
+The orchestrator itself is `tests.support.server.Orchestrator` (a real subprocess on 127.0.0.1).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from runtime.tasks_auth import sign
-from tests.runtime.rt_helpers import Orchestrator, clean_env
-
-from .procs import PYTHON
+from tests.support.cli import compile_project
+from tests.support.env import clean_env
+from tests.support.projects import write_project
+from tests.support.server import Orchestrator
 
 HMAC_KEY = "hardening-hmac-key-7c1d9a0e5b"
 
@@ -89,13 +89,9 @@ entries:
 
 
 def make_project(root: Path, settings: str = SETTINGS, manifest: str = MANIFEST) -> Path:
-    (root / "config").mkdir(parents=True)
-    (root / "deployment" / "manifests").mkdir(parents=True)
-    (root / "config" / "hard.toml").write_text(settings)
-    (root / "deployment" / "manifests" / "hard.yaml").write_text(manifest)
-    out = subprocess.run([PYTHON, "-m", "oneiric.cli", "compile", "--project-dir", str(root)], capture_output=True,
-                         text=True, timeout=60, env=clean_env())
-    assert out.returncode == 0, out.stdout + out.stderr
+    """This suite's project (profile `hard`) written under `root` and compiled."""
+    write_project(root, manifest, settings, profile="hard", manifest_name="hard.yaml")
+    compile_project(root)
     return root
 
 
@@ -138,9 +134,3 @@ def query(root: Path, sql: str, args: tuple = ()) -> list[tuple]:
         return []
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
         return db.execute(sql, args).fetchall()
-
-
-def effects(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

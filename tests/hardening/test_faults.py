@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.rt_helpers import http
+from tests.support.effects import effects
+from tests.support.env import PYTHON, ROOT, clean_env, wait_until
+from tests.support.procs import assert_clean_failure, oneiric
+from tests.support.server import http
 
-from .procs import PYTHON, ROOT, assert_clean_failure, cli_env, oneiric, wait_for
-from .project import HMAC_KEY, effects, env_for, post, query, start
+from .project import HMAC_KEY, env_for, post, query, start
 
 pytestmark = pytest.mark.area("faults")
 
@@ -95,8 +97,8 @@ def test_kill9_mid_run_then_redelivery_resumes_from_completed_nodes(hard_project
     sender = threading.Thread(target=send)
     sender.start()
     # node a done (its effect written and checkpointed), node b sleeping: kill -9 now
-    wait_for(lambda: [e["label"] for e in effects(fx)] == ["a"], timeout=10)
-    wait_for(lambda: query(hard_project, "SELECT node_id FROM nodes WHERE run_id='kill9-1' AND status='succeeded'")
+    wait_until(lambda: [e["label"] for e in effects(fx)] == ["a"], timeout=10)
+    wait_until(lambda: query(hard_project, "SELECT node_id FROM nodes WHERE run_id='kill9-1' AND status='succeeded'")
              == [("a",)], timeout=2)
     time.sleep(0.15)
     first.proc.send_signal(signal.SIGKILL)
@@ -280,7 +282,7 @@ def test_secret_manager_unavailable_then_recovering(tmp_path, orchestrators, rel
         assert probe.returncode == 1 and json.loads(probe.stdout)["secrets"]["status"] == "error"
         # 2. back: it heals by itself, no restart
         sm.clear_faults()
-        wait_for(lambda: deliver("recovered") == 200, timeout=10, interval=0.2)
+        wait_until(lambda: deliver("recovered") == 200, timeout=10, interval=0.2)
         # 3. down again while running: the cached key (expired after 1 s) keeps being served
         sm.fail(grpc.StatusCode.UNAVAILABLE)
         time.sleep(1.2)
@@ -314,7 +316,7 @@ def test_cloud_tasks_duplicates_and_out_of_order_retries_run_each_run_once(hard_
 
     from runtime.tasks_auth import sign
 
-    from .procs import free_port
+    from tests.support.env import free_port
 
     orch = start(hard_project)
     orchestrators.append(orch)
@@ -326,7 +328,7 @@ def test_cloud_tasks_duplicates_and_out_of_order_retries_run_each_run_once(hard_
     try:
         parent = "projects/hard/locations/l"
         queue = f"{parent}/queues/wf"
-        wait_for(lambda: _try(lambda: client.create_queue(parent=parent, queue={"name": queue}, timeout=2)), 10, 0.2)
+        wait_until(lambda: _try(lambda: client.create_queue(parent=parent, queue={"name": queue}, timeout=2)), 10, 0.2)
         rng = random.Random(3)
         runs = [f"ct-{i}" for i in range(12)]
         plan = []
@@ -342,7 +344,7 @@ def test_cloud_tasks_duplicates_and_out_of_order_retries_run_each_run_once(hard_
         for key in ("ingest", "slow3"):
             assert oneiric("activity", "pause", "--domain", "workflow", "--key", key, cwd=hard_project,
                            env=env).returncode == 0
-        wait_for(lambda: post(orch.url, {"workflow": "ingest", "run_id": "probe"})[0] == 503, 5)
+        wait_until(lambda: post(orch.url, {"workflow": "ingest", "run_id": "probe"})[0] == 503, 5)
         for run_id, wf, ctx in plan:
             body = json.dumps({"workflow": wf, "run_id": run_id, "context": ctx}).encode()
             headers = {"Content-Type": "application/json", "X-Oneiric-Signature": sign(HMAC_KEY.encode(), body,
@@ -361,7 +363,7 @@ def test_cloud_tasks_duplicates_and_out_of_order_retries_run_each_run_once(hard_
             done = query(hard_project, "SELECT COUNT(*) FROM runs WHERE status='succeeded'")
             return done and done[0][0] == len(runs)
 
-        wait_for(settled, timeout=60, interval=0.2)
+        wait_until(settled, timeout=60, interval=0.2)
         time.sleep(1.0)  # let remaining duplicates and retries arrive
     finally:
         channel.close()
@@ -399,9 +401,9 @@ def test_token_key_server_unreachable_is_503_not_401(tmp_path, reliability):
     like a Secret Manager outage for the HMAC key, never 401 and never a run."""
     from runtime.workflows.endpoint import handle_delivery
     from runtime.workflows.service import stop
-    from workflows.conftest import FakeRuntime
+    from tests.support.fake_runtime import FakeRuntime
 
-    from .procs import free_port
+    from tests.support.env import free_port
 
     closed = free_port()  # nothing listens there
     rt = FakeRuntime(tmp_path, http={"tasks_auth": "oidc", "oidc_audience": "https://a.example/tasks/workflow",

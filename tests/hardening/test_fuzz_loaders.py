@@ -19,14 +19,13 @@ import tomlkit
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from compiler.diagnostics import Diagnostic, Document
+from compiler.diagnostics import Document
 from compiler.loaders.toml import load_toml
 from compiler.loaders.yaml import load_yaml, resolve_plain
-
-from .fuzz_inputs import mutate
+from tests.support.env import ROOT
+from tests.support.fuzz_inputs import check_loader_result, mutate
 
 pytestmark = pytest.mark.area("fuzzing")
-ROOT = Path(__file__).resolve().parents[2]
 SEEDS_YAML = [p.read_bytes() for p in sorted((ROOT / "deployment" / "manifests").glob("*.yaml"))]
 SEEDS_TOML = [p.read_bytes() for p in sorted((ROOT / "config").glob("*.toml"))]
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -53,22 +52,6 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(str, _Dumper.represent_str)
-
-
-def check_outcome(result, path: str, raw: bytes) -> str:
-    """The loader's contract; returns "doc" or "error"."""
-    if isinstance(result, Document):
-        json.dumps(result.data, allow_nan=False)  # JSON-compatible, no NaN
-        # libyaml also breaks lines at NEL, LS and PS (YAML 1.1's line breaks)
-        lines = sum(raw.count(b) for b in (b"\n", b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")) + 1
-        for span in list(result.positions.values()) + list(result.key_positions.values()):
-            assert span.file == path and 1 <= span.line <= lines and span.col >= 1, span
-        return "doc"
-    assert isinstance(result, list) and result, result
-    for diag in result:
-        assert isinstance(diag, Diagnostic) and diag.message and diag.rule
-        assert diag.span is not None and diag.span.file == path and diag.span.line >= 1 and diag.span.col >= 1, diag
-    return "error"
 
 
 class Hang(Exception):
@@ -120,10 +103,10 @@ def test_yaml_generated_documents_round_trip_and_mutations_stay_clean(reliabilit
     def prop(doc, rng, flow):
         raw = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, default_flow_style=flow, sort_keys=False).encode()
         loaded = _timed(load_yaml, raw, "m.yaml")
-        assert check_outcome(loaded, "m.yaml", raw) == "doc", loaded
+        assert check_loader_result(loaded, "m.yaml", raw) == "doc", loaded
         assert _json_equal(loaded.data, doc), (raw, loaded.data)
         bad = mutate(raw, rng)
-        tally[check_outcome(_timed(load_yaml, bad, "m.yaml"), "m.yaml", bad) + "s"] += 1
+        tally[check_loader_result(_timed(load_yaml, bad, "m.yaml"), "m.yaml", bad) + "s"] += 1
 
     prop()
     reliability.set(injects="generated YAML documents (must round-trip exactly), then 1-8 byte-level mutations "
@@ -147,10 +130,10 @@ def test_toml_generated_documents_round_trip_and_mutations_stay_clean(reliabilit
         raw = text.encode()
         if text:
             loaded = _timed(load_toml, raw, "s.toml")
-            assert check_outcome(loaded, "s.toml", raw) == "doc", (text, loaded)
+            assert check_loader_result(loaded, "s.toml", raw) == "doc", (text, loaded)
             assert _json_equal(loaded.data, doc), (text, loaded.data)
         bad = mutate(raw or SEEDS_TOML[0], rng)
-        tally[check_outcome(_timed(load_toml, bad, "s.toml"), "s.toml", bad) + "s"] += 1
+        tally[check_loader_result(_timed(load_toml, bad, "s.toml"), "s.toml", bad) + "s"] += 1
 
     prop()
     reliability.set(injects="generated TOML documents (must round-trip exactly), then 1-8 byte-level mutations each",
@@ -177,7 +160,7 @@ def test_reference_files_mutated(kind, reliability):
     @given(st.sampled_from(seeds), st.randoms(use_true_random=False))
     def prop(seed, rng):
         bad = mutate(seed, rng)
-        tally[check_outcome(_timed(fn, bad, path), path, bad) + "s"] += 1
+        tally[check_loader_result(_timed(fn, bad, path), path, bad) + "s"] += 1
 
     prop()
     reliability.set(injects=f"byte-level mutations of the reference project's {kind.upper()} files",
@@ -193,8 +176,8 @@ def test_arbitrary_bytes(reliability):
     @given(st.binary(max_size=400))
     def prop(raw):
         n["inputs"] += 1
-        check_outcome(_timed(load_yaml, raw, "m.yaml"), "m.yaml", raw)
-        check_outcome(_timed(load_toml, raw, "s.toml"), "s.toml", raw)
+        check_loader_result(_timed(load_yaml, raw, "m.yaml"), "m.yaml", raw)
+        check_loader_result(_timed(load_toml, raw, "s.toml"), "s.toml", raw)
 
     prop()
     reliability.set(injects="arbitrary bytes (0-400) to both loaders",
@@ -213,7 +196,7 @@ def test_yaml_float_and_int_spellings_never_give_nan_or_raise(reliability):
         n["inputs"] += 1
         raw = f"a: {text}\n".encode()
         result = _timed(load_yaml, raw, "m.yaml")
-        if check_outcome(result, "m.yaml", raw) == "doc":
+        if check_loader_result(result, "m.yaml", raw) == "doc":
             value = result.data["a"]
             assert not (isinstance(value, float) and not math.isfinite(value))
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from .fuzz_inputs import mutate
-from .procs import ERROR_LINE, ROOT, assert_clean_failure, oneiric
+from tests.support.env import ROOT
+from tests.support.fuzz_inputs import mutate
+from tests.support.procs import ERROR_LINE, assert_clean_failure, oneiric
 
 pytestmark = pytest.mark.area("fuzzing")
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -255,7 +256,7 @@ def test_handle_delivery_answers_every_signed_body_without_internal_errors(tmp_p
     from runtime.tasks_auth import sign
     from runtime.workflows.endpoint import handle_delivery
     from runtime.workflows.service import stop
-    from workflows.conftest import HMAC_KEY, FakeRuntime
+    from tests.support.fake_runtime import FakeRuntime, HMAC_KEY
 
     rt = FakeRuntime(tmp_path)
     tally: dict[str, int] = {"inputs": 0}
@@ -293,7 +294,7 @@ def test_redigested_artifact_of_the_wrong_shape_is_refused_by_orchestrate(refere
     start instead of "refuse to start, exit 1, say which file"."""
     from runtime.canonical import compute_digest, pretty_bytes
 
-    from .procs import cli_env
+    from tests.support.env import clean_env
 
     project = tmp_path / "project"
     shutil.copytree(reference, project)
@@ -304,7 +305,7 @@ def test_redigested_artifact_of_the_wrong_shape_is_refused_by_orchestrate(refere
     obj["digest"] = compute_digest(obj)
     path.write_bytes(pretty_bytes(obj))
     result = oneiric("--profile", "serverless", "orchestrate", "--no-http", cwd=project,
-                     env=cli_env(ONEIRIC_CONFIG=str(project / "config" / "serverless.toml")), timeout=30)
+                     env=clean_env(ONEIRIC_CONFIG=str(project / "config" / "serverless.toml")), timeout=30)
     assert_clean_failure(result)
     assert "build/serverless_profile.json: malformed artifact" in result.stderr, result.stderr
     reliability.set(injects="a profile artifact with `secrets: [1]` and a matching recomputed digest",

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .procs import ROOT, assert_clean_failure, oneiric
+from tests.support.env import ROOT
+from tests.support.procs import assert_clean_failure, oneiric
 
 pytestmark = pytest.mark.area("fuzzing")
 

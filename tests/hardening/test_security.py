@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from runtime.tasks_auth import sign
+from tests.support.env import ROOT, clean_env, wait_until
+from tests.support.procs import assert_clean_failure, oneiric
 
-from .procs import ROOT, assert_clean_failure, cli_env, oneiric, wait_for
 from .project import HMAC_KEY, MANIFEST, SETTINGS, make_project, post, query, start
 
 pytestmark = pytest.mark.area("security")
@@ -32,24 +33,30 @@ def test_hmac_refusals_over_http(hard_project, orchestrators, reliability):
     url = orch.url
     msg = {"workflow": "noop3", "run_id": "sec-1"}
     raw = json.dumps(msg).encode()
-    now = int(time.time())
+
+    def swapped(now: int) -> str:
+        return sign(HMAC_KEY.encode(), raw, now - 5).replace(f"t={now - 5}", f"t={now}")
+
+    # each attempt takes `now` when it is sent, so a slow machine cannot carry one into the 300 s window;
+    # the future one stays 30 s past the window's edge for the time the request spends in flight
     attempts = {
-        "no signature": dict(raw=raw, signed=False),
-        "empty signature": dict(raw=raw, signed=False, headers={"X-Oneiric-Signature": ""}),
-        "malformed signature": dict(raw=raw, signed=False, headers={"X-Oneiric-Signature": "t=1,v1=zz"}),
-        "signature for another body (tampered)": dict(raw=raw.replace(b"sec-1", b"sec-2"), signed=False,
-                                                      headers={"X-Oneiric-Signature": sign(HMAC_KEY.encode(), raw)}),
-        "wrong key": dict(raw=raw, key="not-the-key"),
-        "expired (t = now - 301 s)": dict(raw=raw, t=now - 301),
-        "from the future (t = now + 301 s)": dict(raw=raw, t=now + 301),
-        "timestamp swapped under a valid digest": dict(raw=raw, signed=False, headers={
-            "X-Oneiric-Signature": sign(HMAC_KEY.encode(), raw, now - 5).replace(f"t={now - 5}", f"t={now}")}),
-        "signature in another header": dict(raw=raw, signed=False,
-                                            headers={"Authorization": sign(HMAC_KEY.encode(), raw)}),
+        "no signature": lambda now: dict(raw=raw, signed=False),
+        "empty signature": lambda now: dict(raw=raw, signed=False, headers={"X-Oneiric-Signature": ""}),
+        "malformed signature": lambda now: dict(raw=raw, signed=False, headers={"X-Oneiric-Signature": "t=1,v1=zz"}),
+        "signature for another body (tampered)": lambda now: dict(
+            raw=raw.replace(b"sec-1", b"sec-2"), signed=False,
+            headers={"X-Oneiric-Signature": sign(HMAC_KEY.encode(), raw)}),
+        "wrong key": lambda now: dict(raw=raw, key="not-the-key"),
+        "expired (t = now - 301 s)": lambda now: dict(raw=raw, t=now - 301),
+        "from the future (t = now + 330 s)": lambda now: dict(raw=raw, t=now + 330),
+        "timestamp swapped under a valid digest": lambda now: dict(raw=raw, signed=False,
+                                                                   headers={"X-Oneiric-Signature": swapped(now)}),
+        "signature in another header": lambda now: dict(raw=raw, signed=False,
+                                                        headers={"Authorization": sign(HMAC_KEY.encode(), raw)}),
     }
     refused = {}
-    for name, kw in attempts.items():
-        code, body = post(url, **kw)
+    for name, attempt in attempts.items():
+        code, body = post(url, **attempt(int(time.time())))
         refused[name] = code
         assert code == 401 and body["error"] == "unauthenticated", (name, code, body)
     assert _runs(hard_project) == 0  # nothing ran
@@ -76,7 +83,7 @@ def test_hmac_refusals_over_http(hard_project, orchestrators, reliability):
 # ---------------------------------------------------------------- OIDC: wrong audience, expired, forged
 
 def test_oidc_refusals_over_http(tmp_path, orchestrators, reliability):
-    from workflows.test_workflow_auth import AUDIENCE, SA, KeyServer, LocalKey, make_token
+    from tests.support.oidc import AUDIENCE, SA, KeyServer, LocalKey, make_token
 
     keys = KeyServer()
     key = keys.add_key("kid-1")
@@ -333,8 +340,8 @@ def test_hmac_key_never_appears_in_what_the_server_writes_or_prints(hard_project
     post(orch.url, {"workflow": "noop3"}, signed=False)
     for args in (("health", "--json"), ("activity", "--json"), ("workflow", "status", "leak-1", "--json"),
                  ("health", "--probe", "--json"), ("supervisor-info", "--json")):
-        result = oneiric(*args, cwd=hard_project, env=cli_env(ONEIRIC_CONFIG=str(hard_project / "config" / "hard.toml"),
-                                                              ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY))
+        env = clean_env(ONEIRIC_CONFIG=str(hard_project / "config" / "hard.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY)
+        result = oneiric(*args, cwd=hard_project, env=env)
         said += [result.stdout, result.stderr]
     assert orch.terminate() == 0
     said += ["\n".join(orch.lines), orch.stderr]

@@ -8,14 +8,16 @@ import time
 
 import pytest
 
-from rt_helpers import clean_env, flip_byte, free_port, run_cli, write_artifact
+from tests.support.artifacts import flip_byte, write_artifact
+from tests.support.cli import run_cli
+from tests.support.env import clean_env, free_port
 
 
 def _refused(project, env=None, extra=()):
     """Run orchestrate on a fixed port and prove nothing started: exit 1, no listener, no health file."""
     port = free_port()
-    result = run_cli(["orchestrate", "--profile", "serverless", "--http-host", "127.0.0.1", "--http-port",
-                      str(port), *extra], project, env or clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k"), timeout=20)
+    result = run_cli("orchestrate", "--profile", "serverless", "--http-host", "127.0.0.1", "--http-port",
+                      str(port), *extra, cwd=project, env=env or clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k"), timeout=20)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "listening" not in result.stdout and "ready" not in result.stdout
     with socket.socket() as sock:
@@ -54,14 +56,14 @@ def test_serverless_profile_changed_settings_refuses_start(embedded_project):
     err = _refused(embedded_project)
     assert "config/serverless.toml" in err and "run oneiric compile" in err
     # the operator commands refuse too, with the same message
-    info = run_cli(["supervisor-info", "--json"], embedded_project, clean_env(ONEIRIC_PROFILE="serverless"))
+    info = run_cli("supervisor-info", "--json", cwd=embedded_project, env=clean_env(ONEIRIC_PROFILE="serverless"))
     assert info.returncode == 1 and "run oneiric compile" in info.stderr and info.stdout == ""
 
 
 def test_absent_settings_file_is_not_stale(embedded_project):
     """A runtime-only image may ship build/ without config/: nothing to compare, start allowed."""
     (embedded_project / "config" / "serverless.toml").unlink()
-    result = run_cli(["supervisor-info", "--json"], embedded_project, clean_env(ONEIRIC_PROFILE="serverless"))
+    result = run_cli("supervisor-info", "--json", cwd=embedded_project, env=clean_env(ONEIRIC_PROFILE="serverless"))
     assert result.returncode == 0, result.stderr
 
 
@@ -77,27 +79,27 @@ def test_manifest_option_must_match_the_pinned_digest(embedded_project, tmp_path
                            "inputs": [], "sources": ["elsewhere"]})
     err = _refused(embedded_project, extra=["--manifest", str(other)])
     assert "other_manifest.json" in err
-    ok = run_cli(["health", "--probe", "--json", "--manifest", "build/serverless_manifest.json"], embedded_project,
-                 clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRET_TASKS_HMAC_KEY="k"))
+    ok = run_cli("health", "--probe", "--json", "--manifest", "build/serverless_manifest.json",
+                 cwd=embedded_project, env=clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRET_TASKS_HMAC_KEY="k"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 
 def test_missing_artifact_says_compile(tmp_path):
-    result = run_cli(["orchestrate", "--profile", "serverless", "--no-http"], tmp_path, clean_env())
+    result = run_cli("orchestrate", "--profile", "serverless", "--no-http", cwd=tmp_path, env=clean_env())
     assert result.returncode == 1
     assert "build/serverless_profile.json" in result.stderr and "run oneiric compile" in result.stderr
 
 
 def test_bad_port_env_refuses_start(embedded_project):
-    result = run_cli(["orchestrate", "--profile", "serverless"], embedded_project, clean_env(PORT="http"))
+    result = run_cli("orchestrate", "--profile", "serverless", cwd=embedded_project, env=clean_env(PORT="http"))
     assert result.returncode == 1 and "PORT='http'" in result.stderr
 
 
 # ---------------------------------------------------------------- which profile runs
 
 def _profile_name(project, args, env, cwd=None):
-    result = run_cli([*args, "supervisor-info", "--json"] if "supervisor-info" not in args else args,
-                     cwd or project, env)
+    argv = [*args, "supervisor-info", "--json"] if "supervisor-info" not in args else args
+    result = run_cli(*argv, cwd=cwd or project, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["runtime_config"]
 
@@ -124,7 +126,7 @@ def test_usage_errors_exit_2(ref_project):
     env = clean_env()
     for args in (["health", "--bogus"], ["activity", "pause", "--domain", "workflow"], ["--bogus", "health"],
                  ["orchestrate", "--http-port", "x"], ["activity", "--note", "x"]):
-        result = run_cli(args, ref_project, env)
+        result = run_cli(*args, cwd=ref_project, env=env)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stdout == ""
 

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from rt_helpers import clean_env, http, run_cli
 from runtime.model import EnvKey
 from runtime.overrides import OverrideError, apply_env, convert
+from tests.support.cli import run_cli
+from tests.support.env import clean_env
+from tests.support.server import http
 
 KEYS = [
     EnvKey("ONEIRIC_LOGGING__PROJECT_ID", "logging.project_id", "string"),
@@ -81,7 +83,7 @@ def test_provider_names_with_dots_land_in_their_provider():
 
 def test_serverless_profile_env_false_turns_supervisor_off(embedded_project, orchestrators):
     env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="false")
-    info = run_cli(["supervisor-info", "--json"], embedded_project, env)
+    info = run_cli("supervisor-info", "--json", cwd=embedded_project, env=env)
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert (data["env_override"], data["supervisor_enabled"], data["decided_by"]) == (False, False, "env_override")
@@ -93,15 +95,15 @@ def test_serverless_profile_env_false_turns_supervisor_off(embedded_project, orc
     saved = json.loads(health_file.read_text())
     assert saved["lifecycle_state"]["supervisor"] == {**saved["lifecycle_state"]["supervisor"],
                                                       "enabled": False, "status": "disabled"}
-    pause = run_cli(["activity", "pause", "--domain", "*", "--key", "*"], embedded_project, env)
+    pause = run_cli("activity", "pause", "--domain", "*", "--key", "*", cwd=embedded_project, env=env)
     assert pause.returncode == 0, pause.stderr
     first = health_file.stat().st_mtime_ns
     status, _, _ = orch.get("/healthz")
     assert status == 200
     assert health_file.stat().st_mtime_ns == first
     # unset: the profile default applies again
-    on = json.loads(run_cli(["supervisor-info", "--json"], embedded_project,
-                            clean_env(ONEIRIC_PROFILE="serverless")).stdout)
+    on = json.loads(run_cli("supervisor-info", "--json",
+                            cwd=embedded_project, env=clean_env(ONEIRIC_PROFILE="serverless")).stdout)
     assert (on["env_override"], on["supervisor_enabled"], on["decided_by"]) == (None, True, "profile_default")
     assert orch.terminate() == 0
 
@@ -125,16 +127,16 @@ def test_serverless_profile_env_typing_end_to_end(embedded_project, orchestrator
 
 
 def test_unknown_env_key_warns_on_stderr_and_keeps_json_clean(embedded_project):
-    result = run_cli(["supervisor-info", "--json"], embedded_project,
-                     clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_HTTP__PROT="9000"))
+    result = run_cli("supervisor-info", "--json",
+                     cwd=embedded_project, env=clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_HTTP__PROT="9000"))
     assert result.returncode == 0
     json.loads(result.stdout)
     assert "did you mean ONEIRIC_HTTP__PORT?" in result.stderr
 
 
 def test_bad_env_value_refuses_start(embedded_project):
-    result = run_cli(["orchestrate", "--profile", "serverless", "--no-http"], embedded_project,
-                     clean_env(ONEIRIC_HTTP__SHUTDOWN_GRACE_SECONDS="soon"))
+    result = run_cli("orchestrate", "--profile", "serverless", "--no-http",
+                     cwd=embedded_project, env=clean_env(ONEIRIC_HTTP__SHUTDOWN_GRACE_SECONDS="soon"))
     assert result.returncode == 1 and "ONEIRIC_HTTP__SHUTDOWN_GRACE_SECONDS='soon'" in result.stderr
 
 
@@ -143,7 +145,7 @@ def test_secrets_provider_override_switches_to_builtin(ref_project, cloud_fakes)
     tasks = "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_CLOUDTASKS__EMULATOR_HOST"
     env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRETS__PROVIDER="env",
                     ONEIRIC_SECRET_PGVECTOR_DSN="postgresql://localhost/v", **{tasks: cloud_fakes[tasks]})
-    result = run_cli(["health", "--probe", "--json"], ref_project, env)
+    result = run_cli("health", "--probe", "--json", cwd=ref_project, env=env)
     report = json.loads(result.stdout)
     assert report["secrets"]["provider"] == "env" and report["secrets"]["status"] == "ready"
     assert report["adapters"]["adapter/secrets"]["provider"] == "env"
@@ -152,17 +154,17 @@ def test_secrets_provider_override_switches_to_builtin(ref_project, cloud_fakes)
 
 
 def test_serverless_profile_supervisor_layers_settings_file_then_env(tmp_path):
-    from rt_helpers import EMBEDDED_SERVERLESS, make_embedded_project
+    from tests.support.projects import EMBEDDED_SERVERLESS_TESTS, make_embedded_project
 
-    text = EMBEDDED_SERVERLESS.replace("poll_interval = 0.2", "poll_interval = 0.2\nenabled = false")
+    text = EMBEDDED_SERVERLESS_TESTS.replace("poll_interval = 0.2", "poll_interval = 0.2\nenabled = false")
     project = make_embedded_project(tmp_path / "p", text)
     base = clean_env(ONEIRIC_PROFILE="serverless")
-    off = json.loads(run_cli(["supervisor-info", "--json"], project, base).stdout)
+    off = json.loads(run_cli("supervisor-info", "--json", cwd=project, env=base).stdout)
     assert (off["supervisor_enabled"], off["decided_by"], off["env_override"]) == (False, "runtime_config", None)
     assert off["decided_at"].startswith("config/serverless.toml:")
     assert off["profile_supervisor_enabled"] is True
-    on = json.loads(run_cli(["supervisor-info", "--json"], project,
-                            dict(base, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="yes")).stdout)
+    on = json.loads(run_cli("supervisor-info", "--json",
+                            cwd=project, env=dict(base, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="yes")).stdout)
     assert (on["supervisor_enabled"], on["decided_by"], on["env_override"]) == (True, "env_override", True)
 
 
@@ -172,11 +174,11 @@ def test_supervisor_info_and_report_agree_on_either_spelling(tmp_path, name):
     """One decision (runtime.settings.SupervisorDecision) behind `supervisor-info` and `report`, whichever
     spelling of the variable the operator used."""
     env = clean_env(**{name: "false"})
-    info = run_cli(["--demo", "supervisor-info", "--json"], tmp_path, env)
+    info = run_cli("--demo", "supervisor-info", "--json", cwd=tmp_path, env=env)
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert (data["supervisor_enabled"], data["env_override"], data["decided_by"], data["decided_at"]) == \
         (False, False, "env_override", name)
-    report = run_cli(["--demo", "report"], tmp_path, env)
+    report = run_cli("--demo", "report", cwd=tmp_path, env=env)
     assert f"| decided by | environment ({name}=false) |" in report.stdout, report.stdout + report.stderr
     assert "| effective `runtime.supervisor.enabled` | `false` |" in report.stdout

@@ -12,7 +12,9 @@ import signal
 
 import pytest
 
-from rt_helpers import clean_env, free_port, http, run_cli, wait_until
+from tests.support.cli import run_cli
+from tests.support.env import clean_env, free_port, wait_until
+from tests.support.server import http
 
 GUIDE_SUPERVISOR_KEYS = ["profile_default", "runtime_config", "env_override", "supervisor_enabled",
                          "watchers_enabled", "remote_enabled", "inline_manifest_only"]
@@ -46,7 +48,7 @@ def serverless_env(fakes, **extra):
 
 def test_serverless_profile_supervisor_info_json_matches_guide(ref_project, snapshot):
     # $ ONEIRIC_PROFILE=serverless uv run python -m oneiric.cli supervisor-info --json
-    result = run_cli(["supervisor-info", "--json"], ref_project, clean_env(ONEIRIC_PROFILE="serverless"))
+    result = run_cli("supervisor-info", "--json", cwd=ref_project, env=clean_env(ONEIRIC_PROFILE="serverless"))
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)  # stdout holds the JSON document and nothing else
     assert list(info)[:7] == GUIDE_SUPERVISOR_KEYS
@@ -61,8 +63,8 @@ def test_serverless_profile_supervisor_info_json_matches_guide(ref_project, snap
 def test_serverless_profile_health_probe_json_matches_guide(ref_project, cloud_fakes, snapshot):
     # $ ONEIRIC_PROFILE=serverless uv run python -m oneiric.cli health --probe --json \
     #     --manifest build/serverless_manifest.json
-    result = run_cli(["health", "--probe", "--json", "--manifest", "build/serverless_manifest.json"],
-                     ref_project, serverless_env(cloud_fakes))
+    result = run_cli("health", "--probe", "--json", "--manifest", "build/serverless_manifest.json",
+                     cwd=ref_project, env=serverless_env(cloud_fakes))
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert list(report)[:4] == GUIDE_HEALTH_KEYS
@@ -87,8 +89,8 @@ def test_serverless_profile_health_probe_json_matches_guide(ref_project, cloud_f
 
 def test_serverless_profile_health_probe_reports_missing_secret(ref_project, cloud_fakes):
     """With the secret absent from the provider the probe says so and exits 1."""
-    result = run_cli(["health", "--probe", "--json"], ref_project,
-                     serverless_env(cloud_fakes, ONEIRIC_SECRETS__PROJECT_ID="other-project"))
+    result = run_cli("health", "--probe", "--json",
+                     cwd=ref_project, env=serverless_env(cloud_fakes, ONEIRIC_SECRETS__PROJECT_ID="other-project"))
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["status"] == "unhealthy"
@@ -114,12 +116,12 @@ def test_serverless_profile_procfile_command_serves_and_drains(ref_project, clou
     assert saved["profile"]["name"] == "serverless" and saved["pid"] == orch.proc.pid
     assert saved["manifest"]["digest"].startswith("sha256:")
     # the operator's view of the live process, from its health file
-    view = run_cli(["health", "--json", "--health-path", str(health_path)], ref_project,
-                   clean_env(ONEIRIC_PROFILE="serverless"))
+    view = run_cli("health", "--json", "--health-path", str(health_path),
+                   cwd=ref_project, env=clean_env(ONEIRIC_PROFILE="serverless"))
     assert view.returncode == 0, view.stdout + view.stderr
     assert json.loads(view.stdout)["source"] == "orchestrate"
-    activity = run_cli(["activity", "--json", "--health-path", str(health_path)], ref_project,
-                       clean_env(ONEIRIC_PROFILE="serverless"))
+    activity = run_cli("activity", "--json", "--health-path", str(health_path),
+                       cwd=ref_project, env=clean_env(ONEIRIC_PROFILE="serverless"))
     assert activity.returncode == 0 and json.loads(activity.stdout)["activity_state"] == "accepting"
     assert not any("remote manifest" in r["message"] or "artifacts" in r["message"] for r in orch.records)
     assert orch.terminate() == 0
@@ -130,14 +132,14 @@ def test_serverless_profile_procfile_command_serves_and_drains(ref_project, clou
 
 def test_default_profile_guide_commands(ref_project, snapshot):
     env = clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
-    info = run_cli(["supervisor-info", "--json"], ref_project, env)
+    info = run_cli("supervisor-info", "--json", cwd=ref_project, env=env)
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert {k: data[k] for k in GUIDE_SUPERVISOR_KEYS} == {
         "profile_default": "default", "runtime_config": "default", "env_override": None,
         "supervisor_enabled": True, "watchers_enabled": True, "remote_enabled": True,
         "inline_manifest_only": False}
-    probe = run_cli(["health", "--probe", "--json"], ref_project, env)
+    probe = run_cli("health", "--probe", "--json", cwd=ref_project, env=env)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     report = json.loads(probe.stdout)
     assert report["status"] == "healthy" and report["secrets"] == {
@@ -147,17 +149,17 @@ def test_default_profile_guide_commands(ref_project, snapshot):
 
 def test_demo_health_probe_needs_no_files(tmp_path):
     # (or `--demo health --probe --json`)
-    result = run_cli(["--demo", "health", "--probe", "--json"], tmp_path, clean_env())
+    result = run_cli("--demo", "health", "--probe", "--json", cwd=tmp_path, env=clean_env())
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["status"] == "healthy" and report["profile"]["name"] == "default"
-    text = run_cli(["--demo", "supervisor-info"], tmp_path, clean_env())
+    text = run_cli("--demo", "supervisor-info", cwd=tmp_path, env=clean_env())
     assert text.returncode == 0 and "supervisor_enabled: true" in text.stdout
 
 
 def test_text_outputs_for_terminals(ref_project):
     env = clean_env(ONEIRIC_PROFILE="serverless")
-    result = run_cli(["supervisor-info"], ref_project, env)
+    result = run_cli("supervisor-info", cwd=ref_project, env=env)
     assert result.returncode == 0
     assert result.stdout.splitlines()[:3] == ["profile_default: serverless", "runtime_config: serverless",
                                               "env_override: null"]
@@ -170,21 +172,21 @@ def test_health_file_view_detects_a_dead_or_silent_orchestrator(ref_project, tmp
               "written_at": "2026-01-01T00:00:00Z"}
     path.write_text(json.dumps(record))
     env = clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
-    dead = run_cli(["health", "--json", "--health-path", str(path)], ref_project, env)
+    dead = run_cli("health", "--json", "--health-path", str(path), cwd=ref_project, env=env)
     assert dead.returncode == 1 and "is not running" in json.loads(dead.stdout)["detail"]
     import os
 
     path.write_text(json.dumps({**record, "pid": os.getpid()}))  # alive, but silent since January
-    silent = run_cli(["health", "--json", "--health-path", str(path)], ref_project, env)
+    silent = run_cli("health", "--json", "--health-path", str(path), cwd=ref_project, env=env)
     assert silent.returncode == 1 and "has not written" in json.loads(silent.stdout)["detail"]
-    missing = run_cli(["health", "--health-path", str(tmp_path / "absent.json")], ref_project, env)
+    missing = run_cli("health", "--health-path", str(tmp_path / "absent.json"), cwd=ref_project, env=env)
     assert missing.returncode == 1 and "is orchestrate running?" in missing.stdout
 
 
 def test_serverless_profile_probe_status_follows_live_adapter_health(ref_project, cloud_fakes):
     """Activation builds the Cloud Tasks client without I/O; the probe's get_queue finds no such queue."""
     env = serverless_env(cloud_fakes, ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_CLOUDTASKS__QUEUE="no-such-queue")
-    result = run_cli(["health", "--probe", "--json"], ref_project, env)
+    result = run_cli("health", "--probe", "--json", cwd=ref_project, env=env)
     report = json.loads(result.stdout)
     assert report["adapters"]["adapter/queue"]["status"] != "ready"
     assert report["status"] == "unhealthy" and result.returncode == 1

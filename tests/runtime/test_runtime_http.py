@@ -11,8 +11,11 @@ import time
 
 import pytest
 
-from rt_helpers import BASE_SETTINGS, build_artifacts, clean_env, http, run_cli, wait_until
 from runtime.listener import Server
+from tests.support.artifacts import build_artifacts
+from tests.support.cli import run_cli
+from tests.support.env import clean_env, wait_until
+from tests.support.server import http
 
 FORBIDDEN = {"yaml", "jsonschema", "jinja2", "tomlkit", "tomli", "cattrs", "click", "google", "compiler", "grpc"}
 
@@ -41,10 +44,9 @@ def _custom_project(tmp_path, attr, required=True, extra_settings=None):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "store.py").write_text(ADAPTERS)
-    settings = json.loads(json.dumps(BASE_SETTINGS))
-    settings["security"]["factory_allowlist"] = ["runtime.adapters", "acme_adapters"]
     project = tmp_path / "project"
-    build_artifacts(project, settings=settings, selections=[
+    build_artifacts(project, settings={"security": {"factory_allowlist": ["runtime.adapters", "acme_adapters"]}},
+                    selections=[
         {"domain": "adapter", "key": "secrets", "provider": "env", "factory": "runtime.adapters.secrets_env:EnvSecrets",
          "settings": {}, "origin": "builtin", "reason": "test", "required": True, "settings_path": "secrets"},
         {"domain": "adapter", "key": "vector", "provider": "acme", "factory": f"acme_adapters.store:{attr}",
@@ -75,7 +77,7 @@ def test_required_adapter_failure_makes_healthz_503(tmp_path, orchestrators):
     assert "Retry-After" in headers
     failure = orch.wait_log("adapter adapter/vector (acme) failed to activate")
     assert failure["severity"] == "ERROR" and "cannot reach" in failure["error"]
-    probe = run_cli(["--profile", "serverless", "health", "--probe", "--json"], project, env)
+    probe = run_cli("--profile", "serverless", "health", "--probe", "--json", cwd=project, env=env)
     assert probe.returncode == 1
     report = json.loads(probe.stdout)
     assert report["status"] == "unhealthy" and report["adapters"]["adapter/vector"]["status"] == "error"
@@ -94,11 +96,9 @@ def test_optional_adapter_failure_degrades_but_serves(tmp_path, orchestrators):
 def test_factory_outside_allowlist_is_not_imported(tmp_path, orchestrators):
     project, env = _custom_project(tmp_path, "Slow")
     profile = project / "build" / "serverless_profile.json"
-    data = json.loads(profile.read_text())
-    data["settings"]["security"]["factory_allowlist"] = ["runtime.adapters"]
-    from rt_helpers import write_artifact
+    from tests.support.artifacts import edit_artifact
 
-    write_artifact(profile, {k: v for k, v in data.items() if k != "digest"})
+    edit_artifact(profile, lambda data: data["settings"]["security"].update(factory_allowlist=["runtime.adapters"]))
     orch = orchestrators(project, ["orchestrate", "--profile", "serverless", "--no-http"], env)
     failure = orch.wait_log("adapter adapter/vector (acme) failed to activate")
     assert "allowlist" in failure["error"]

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rt_helpers import ROOT, Orchestrator, clean_env, run_cli
+from tests.support.cli import run_cli
+from tests.support.env import ROOT, clean_env
+from tests.support.server import Orchestrator
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +81,22 @@ def test_runtime_only_venv_serves_committed_artifacts(runtime_venv, tmp_path):
     finally:
         orch.close()
     # the operator commands work there too, and the bundled demo needs no files at all
-    info = run_cli(["--profile", "serverless", "supervisor-info", "--json"], project, clean_env(),
-                   python=str(runtime_venv))
+    info = run_cli("--profile", "serverless", "supervisor-info", "--json",
+                   cwd=project, env=clean_env(), python=str(runtime_venv))
     assert info.returncode == 0 and json.loads(info.stdout)["inline_manifest_only"] is True
-    demo = run_cli(["--demo", "health", "--probe", "--json"], tmp_path, clean_env(), python=str(runtime_venv))
+    demo = run_cli("--demo", "health", "--probe", "--json", cwd=tmp_path, env=clean_env(), python=str(runtime_venv))
     assert demo.returncode == 0 and json.loads(demo.stdout)["status"] == "healthy"
 
 
 def test_runtime_only_venv_answers_compiler_verbs_with_one_line(runtime_venv, tmp_path):
     """No click here: a compiler verb, or --help, says in one line what to install (exit 2), no traceback."""
     for args in (["compile"], ["--profile", "serverless", "compile", "--check"], ["--help"], ["report"]):
-        out = run_cli(args, tmp_path, clean_env(), python=str(runtime_venv))
+        out = run_cli(*args, cwd=tmp_path, env=clean_env(), python=str(runtime_venv))
         assert out.returncode == 2, (args, out.stderr)
         assert out.stdout == ""
         lines = out.stderr.splitlines()
         assert len(lines) == 1, out.stderr
         assert "pip install oneiric" in lines[0] and "runtime only" in lines[0] and "Traceback" not in out.stderr
         assert "orchestrate" in lines[0]  # and it says what does work here
-    verb = run_cli(["compile"], tmp_path, clean_env(), python=str(runtime_venv)).stderr
+    verb = run_cli("compile", cwd=tmp_path, env=clean_env(), python=str(runtime_venv)).stderr
     assert "`oneiric compile` is a compiler command" in verb

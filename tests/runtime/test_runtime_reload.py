@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rt_helpers import clean_env, compile_project, flip_byte, wait_until, write_artifact
 from runtime.remote import RemoteError, RemoteRefresher, check_file_url, fetch_bytes, load_remote_manifest
+from tests.support.artifacts import flip_byte, write_artifact
+from tests.support.cli import compile_project
+from tests.support.env import clean_env, wait_until
 
 
 def _manifest(path: Path, source: str = "remote") -> dict:

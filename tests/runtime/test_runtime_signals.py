@@ -7,7 +7,8 @@ import signal
 import socket
 import time
 
-from rt_helpers import clean_env, http, wait_until
+from tests.support.env import clean_env, wait_until
+from tests.support.server import http
 
 
 def _start_slow_delivery(port: int, total: int = 40) -> socket.socket:

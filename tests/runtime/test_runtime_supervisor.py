@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from rt_helpers import clean_env, run_cli, wait_until
 from runtime.activity import ActivityStore
 from runtime.supervisor import Rule, Snapshot, Supervisor, evaluate, window_active
+from tests.support.cli import run_cli
+from tests.support.env import clean_env, wait_until
 
 POLL = 0.2
 
@@ -123,8 +124,8 @@ def test_serverless_profile_pause_drain_resume_through_cli_while_serving(embedde
     assert _health(embedded_project)["lifecycle_state"]["supervisor"]["poll_interval"] == POLL
 
     for action, state in (("pause", "paused"), ("drain", "draining")):
-        result = run_cli(["activity", action, "--domain", "*", "--key", "*", "--note", f"ops {action}", "--json"],
-                         embedded_project, env)
+        result = run_cli("activity", action, "--domain", "*", "--key", "*", "--note", f"ops {action}", "--json",
+                         cwd=embedded_project, env=env)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["state"] == state
         changed = time.monotonic()
@@ -140,13 +141,13 @@ def test_serverless_profile_pause_drain_resume_through_cli_while_serving(embedde
         assert rule["note"] == f"ops {action}" and rule["updated_by"].startswith("cli:")
         assert all(c["state"] == state for c in file_state["lifecycle_state"]["components"].values())
 
-    listing = json.loads(run_cli(["activity", "--json"], embedded_project, env).stdout)
+    listing = json.loads(run_cli("activity", "--json", cwd=embedded_project, env=env).stdout)
     assert listing["activity_state"] == "draining"
     assert listing["entries"][0]["note"] == "ops drain"
     assert listing["runtime_health"]["activity_state"] == "draining"
     assert listing["runtime_health"]["pid"] == orch.proc.pid
 
-    run_cli(["activity", "resume", "--domain", "*", "--key", "*"], embedded_project, env)
+    run_cli("activity", "resume", "--domain", "*", "--key", "*", cwd=embedded_project, env=env)
     wait_until(lambda: orch.get("/healthz")[0] == 200, timeout=3)
     wait_until(lambda: _health(embedded_project)["activity_state"] == "accepting", timeout=3)
     assert orch.terminate() == 0
@@ -155,7 +156,7 @@ def test_serverless_profile_pause_drain_resume_through_cli_while_serving(embedde
 def test_serverless_profile_pausing_one_key_keeps_service_ready(embedded_project, orchestrators):
     env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
     orch = orchestrators(embedded_project, ["orchestrate", "--profile", "serverless"], env).wait_ready()
-    run_cli(["activity", "pause", "--domain", "workflow", "--key", "ingest"], embedded_project, env)
+    run_cli("activity", "pause", "--domain", "workflow", "--key", "ingest", cwd=embedded_project, env=env)
     components = wait_until(lambda: (c := _health(embedded_project)["lifecycle_state"]["components"])
                             ["workflow/ingest"]["state"] == "paused" and c, timeout=3)
     assert components["adapter/queue"]["state"] == "active"
@@ -173,15 +174,15 @@ def test_serverless_profile_scheduled_window_drains_every_instance(embedded_proj
     for orch in (first, second):
         status, _, body = orch.get("/healthz")
         assert (status, body["status"]) == (503, "draining")
-    listing = json.loads(run_cli(["activity", "--json"], embedded_project,
-                                 dict(env, ONEIRIC_PROFILE="serverless")).stdout)
+    listing = json.loads(run_cli("activity", "--json",
+                                 cwd=embedded_project, env=dict(env, ONEIRIC_PROFILE="serverless")).stdout)
     assert listing["windows"][0]["note"] == "freeze" and listing["activity_state"] == "draining"
     assert first.terminate() == 0 and second.terminate() == 0
 
 
 def test_serverless_profile_pause_recorded_before_start_holds_from_first_request(embedded_project, orchestrators):
     env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
-    assert run_cli(["activity", "drain", "--domain", "*", "--key", "*"], embedded_project, env).returncode == 0
+    assert run_cli("activity", "drain", "--domain", "*", "--key", "*", cwd=embedded_project, env=env).returncode == 0
     orch = orchestrators(embedded_project, ["orchestrate"], env).wait_ready()
     assert orch.wait_log("ready")["activity_state"] == "draining"
     status, _, body = orch.get("/healthz")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from rt_helpers import build_artifacts
 from runtime.adapters.base import AdapterContext, SecretAccessError, SecretNotFoundError, SecretValue
 from runtime.adapters.secrets_env import EnvSecrets, variable_name
 from runtime.adapters.secrets_file import FileSecrets
@@ -18,6 +17,7 @@ from runtime.artifact import ArtifactError, load_artifacts
 from runtime.health import read_file, write_file
 from runtime.locate import LocateError, locate
 from runtime.logs import Logger, trace_fields
+from tests.support.artifacts import build_artifacts
 
 
 def _ctx(tmp_path, environ=None):
@@ -78,7 +78,8 @@ def test_decoded_artifacts_are_model_objects(tmp_path):
     path = build_artifacts(tmp_path)
     loaded = load_artifacts(path, base=tmp_path)
     assert loaded.profile.profile.toggles.inline_manifest_only is True
-    assert loaded.profile.selections[0].factory == "runtime.adapters.secrets_env:EnvSecrets"
+    secrets = next(s for s in loaded.profile.selections if s.key == "secrets")
+    assert secrets.factory == "runtime.adapters.secrets_env:EnvSecrets" and secrets.settings_path == "secrets"
     assert loaded.profile.env_keys and loaded.manifest.entries == ()
     assert loaded.manifest_path == tmp_path / "build" / "serverless_manifest.json"
 

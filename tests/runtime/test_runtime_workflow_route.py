@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 
-from rt_helpers import clean_env, http, run_cli, wait_until
+from tests.support.cli import run_cli
+from tests.support.env import clean_env, wait_until
+from tests.support.server import http
 
 
 def test_enqueue_via_cli_is_delivered_through_the_server(ref_project, orchestrators):
     env = clean_env(ONEIRIC_SECRET_TASKS_HMAC_KEY="k")
     orch = orchestrators(ref_project, ["orchestrate", "--no-remote", "--no-watch"], env).wait_ready()
-    queued = run_cli(["workflow", "enqueue", "ingest", "--run-id", "r-route", "--json"], ref_project, env)
+    queued = run_cli("workflow", "enqueue", "ingest", "--run-id", "r-route", "--json", cwd=ref_project, env=env)
     assert queued.returncode == 0, queued.stderr
     assert json.loads(queued.stdout)["queue_provider"] == "local"
     delivered = orch.wait_log("POST /tasks/workflow 200", timeout=15)
     assert delivered["httpRequest"]["requestMethod"] == "POST"
 
     def succeeded():
-        status = run_cli(["workflow", "status", "r-route", "--json"], ref_project, env)
+        status = run_cli("workflow", "status", "r-route", "--json", cwd=ref_project, env=env)
         return status.returncode == 0 and json.loads(status.stdout)["status"] == "succeeded"
 
     wait_until(succeeded, timeout=10, interval=0.2)
@@ -49,7 +51,7 @@ def test_without_the_workflows_package_delivery_answers_501(tmp_path, monkeypatc
     import io
     import sys
 
-    from rt_helpers import build_artifacts
+    from tests.support.artifacts import build_artifacts
     from runtime.activate import close
     from runtime.app import App
     from runtime.start import RuntimeOptions, build_runtime

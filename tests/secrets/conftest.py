@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.fakes` lives beside the suites, not in the installed package
-    sys.path.insert(0, str(ROOT))
+from tests.fakes.secretmanager import FakeSecretManager
+from tests.support.cli import compile_project
+from tests.support.env import free_port
+from tests.support.projects import copy_reference
 
-from tests.fakes.secretmanager import FakeSecretManager  # noqa: E402
+from .sm_helpers import REFERENCE_PROJECT, TASKS_QUEUE, gcloud_env, point_at_fakes
 
 PROJECT = "demo-project"
 
@@ -35,11 +35,6 @@ def fake_sm():
 
 # ---------------------------------------------------------------------- end to end (real subprocesses)
 
-import shutil  # noqa: E402
-
-from sm_helpers import (  # noqa: E402
-    REFERENCE_PROJECT, TASKS_QUEUE, clean_env, compile_project, free_port, point_at_fakes)
-
 
 @pytest.fixture(scope="session")
 def cloud():
@@ -61,12 +56,9 @@ def cloud():
 @pytest.fixture(scope="session")
 def reference_compiled(cloud, tmp_path_factory) -> Path:
     """The reference project (config/, deployment/) copied, pointed at the fakes, compiled once."""
-    project = tmp_path_factory.mktemp("secrets-ref") / "project"
-    project.mkdir()
-    for name in ("config", "deployment"):
-        shutil.copytree(ROOT / name, project / name)
+    project = copy_reference(tmp_path_factory.mktemp("secrets-ref") / "project")
     point_at_fakes(project, cloud["sm"].host, cloud["tasks_host"])
-    compile_project(project, clean_env(tmp_path_factory.mktemp("gcloud")))
+    compile_project(project, gcloud_env(tmp_path_factory.mktemp("gcloud")))
     return project
 
 
@@ -81,6 +73,6 @@ def sm(cloud):
 @pytest.fixture
 def ref_project(reference_compiled, sm, tmp_path) -> Path:
     """A private copy of the compiled reference project."""
-    project = tmp_path / "project"
-    shutil.copytree(reference_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache"))
-    return project
+    from tests.support.projects import clone
+
+    return clone(reference_compiled, tmp_path / "project")

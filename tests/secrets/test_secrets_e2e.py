@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
 import grpc
 import pytest
 
-from sm_helpers import PYTHON, clean_env, run
+from tests.support.cli import compile_project, run_cli
+from tests.support.env import ONEIRIC, PYTHON, free_port
+
+from .sm_helpers import gcloud_env
 
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 DSN = "postgresql://vectors:Pw-e2e-7Hq2@db.internal:5432/embeddings"
@@ -47,8 +51,8 @@ def guide_view(report: dict, shape: dict) -> dict:
 def probe(project, tmp_path, *args, **env):
     # $ ONEIRIC_PROFILE=serverless uv run python -m oneiric.cli health --probe --json \
     #     --manifest build/serverless_manifest.json
-    argv = [PYTHON, "-m", "oneiric.cli", "health", "--probe", "--json", *args]
-    result = run(argv, project, clean_env(tmp_path, ONEIRIC_PROFILE="serverless", **env))
+    result = run_cli("health", "--probe", "--json", *args, cwd=project,
+                     env=gcloud_env(tmp_path, ONEIRIC_PROFILE="serverless", **env))
     try:
         report = json.loads(result.stdout)  # stdout holds the JSON document and nothing else
     except ValueError:
@@ -174,8 +178,6 @@ def probe_compiled(reference_compiled, tmp_path_factory):
 
     import tomlkit
 
-    from sm_helpers import compile_project
-
     project = tmp_path_factory.mktemp("secrets-precedence") / "project"
     shutil.copytree(reference_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
     (project / "config" / "default.toml").unlink()  # only the serverless profile matters here
@@ -189,7 +191,7 @@ def probe_compiled(reference_compiled, tmp_path_factory):
         "token": "secret://probe-token", "pinned": "secret://probe-token@1", "label": "from-file"}
     doc["security"] = {"factory_allowlist": ["runtime.adapters", "oneiric.demo", "secretprobe"]}
     settings.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    compile_project(project, clean_env(tmp_path_factory.mktemp("gcloud")))
+    compile_project(project, gcloud_env(tmp_path_factory.mktemp("gcloud")))
     return project
 
 
@@ -246,12 +248,10 @@ def orchestrate_briefly(project, tmp_path, **env):
     import subprocess
     import urllib.request
 
-    from sm_helpers import free_port
-
     port = free_port()
     argv = [PYTHON, "-m", "oneiric.cli", "orchestrate", "--profile", "serverless", "--no-remote",
             "--http-host", "127.0.0.1", "--http-port", str(port)]
-    proc = subprocess.Popen(argv, cwd=project, env=clean_env(tmp_path, **env), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, cwd=project, env=gcloud_env(tmp_path, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     body, deadline = None, time.monotonic() + 20
     try:
@@ -277,29 +277,28 @@ def test_serverless_profile_redaction_sweep(probe_compiled, sm, tmp_path):
     """Compile and run with known secret values, then search every file written and all output for them."""
     import shutil
 
-    from sm_helpers import ONEIRIC
-
     project = tmp_path / "swept"
     shutil.copytree(probe_compiled, project, ignore=shutil.ignore_patterns(".oneiric_cache", "build"))
     sm.put("pgvector-dsn", DSN)
     sm.put("probe-token", TOKEN_V1, TOKEN_V2)
-    env = clean_env(tmp_path)
+    env = gcloud_env(tmp_path)
     said: list[str] = []
 
     def cli(*args, expect=None, **extra):
-        result = run([PYTHON, "-m", "oneiric.cli", *args], project,
-                     clean_env(tmp_path, ONEIRIC_PROFILE="serverless", **extra))
+        result = run_cli(*args, cwd=project, env=gcloud_env(tmp_path, ONEIRIC_PROFILE="serverless", **extra))
         said.extend([result.stdout, result.stderr])
         if expect is not None:
             assert result.returncode == expect, f"{args}: {result.stdout}\n{result.stderr}"
         return result
 
-    compiled = run([ONEIRIC, "compile", "--project-dir", str(project)], tmp_path, env)
+    compiled = subprocess.run([ONEIRIC, "compile", "--project-dir", str(project)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
     said += [compiled.stdout, compiled.stderr]
     assert compiled.returncode == 0, compiled.stderr
 
     def tool(*args):
-        result = run([ONEIRIC, *args, "--project-dir", str(project)], tmp_path, env)
+        result = subprocess.run([ONEIRIC, *args, "--project-dir", str(project)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
         said.extend([result.stdout, result.stderr])
         assert result.returncode in (0, 1), result.stderr
         return result
@@ -362,10 +361,10 @@ def test_the_sweep_finds_planted_values():
 
 
 def test_serverless_profile_explain_never_echoes_an_env_value_for_a_secret_bound_key(probe_compiled, tmp_path):
-    from sm_helpers import ONEIRIC
-
-    result = run([ONEIRIC, "explain", "adapters.provider_settings.probe.token", "--profile", "serverless",
-                  "--project-dir", str(probe_compiled)], tmp_path, clean_env(tmp_path, **{TOKEN_VAR: ENV_TOKEN}))
+    result = subprocess.run([ONEIRIC, "explain", "adapters.provider_settings.probe.token", "--profile", "serverless",
+                             "--project-dir", str(probe_compiled)], cwd=tmp_path,
+                            env=gcloud_env(tmp_path, **{TOKEN_VAR: ENV_TOKEN}), capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert TOKEN_VAR in result.stdout and "ignored" in result.stdout  # the chain names the variable
     assert ENV_TOKEN not in result.stdout + result.stderr

@@ -7,7 +7,6 @@ Tests named `serverless_profile` run the project's `serverless` profile (cloudta
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -21,8 +20,13 @@ from typing import Any
 import pytest
 
 from runtime.tasks_auth import sign
+from tests.support.cli import compile_project, run_cli
+from tests.support.effects import effects
+from tests.support.env import clean_env, free_port, wait_until
+from tests.support.fake_runtime import HMAC_KEY
+from tests.support.projects import write_project
 
-from .conftest import HMAC_KEY, create_queue, effects, free_port, wait_for
+from .conftest import create_queue
 
 PROJECT, LOCATION, QUEUE = "oneiric-test", "us-central1", "wf"
 
@@ -126,24 +130,16 @@ entries:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("wfproject")
-    (root / "config").mkdir()
-    (root / "deployment" / "manifests").mkdir(parents=True)
-    (root / "config" / "serverless.toml").write_text(SERVERLESS_TOML)
+    root = write_project(tmp_path_factory.mktemp("wfproject"), MANIFEST, SERVERLESS_TOML, profile="serverless",
+                         manifest_name="workflows.yaml")
     (root / "config" / "local.toml").write_text(LOCAL_TOML)
-    (root / "deployment" / "manifests" / "workflows.yaml").write_text(MANIFEST)
-    out = subprocess.run([sys.executable, "-m", "oneiric.cli", "compile", "--project-dir", str(root)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    compile_project(root)
     return root
 
 
 def _env(root: Path, profile: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEIRIC_")}
-    env.update({"ONEIRIC_CONFIG": str(root / "config" / f"{profile}.toml"), "ONEIRIC_PROFILE": profile,
-                "ONEIRIC_SECRET_TASKS_HMAC_KEY": HMAC_KEY, "NO_GCE_CHECK": "true", "PYTHONUNBUFFERED": "1"})
-    env.update(extra or {})
-    return env
+    return clean_env(ONEIRIC_CONFIG=str(root / "config" / f"{profile}.toml"), ONEIRIC_PROFILE=profile,
+                     ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY, **(extra or {}))
 
 
 class Orchestrator:
@@ -159,7 +155,7 @@ class Orchestrator:
              "--http-host", "127.0.0.1"],
             cwd=root, env={**env, "PORT": str(self.port)}, stdout=self._log, stderr=subprocess.STDOUT)
         try:
-            wait_for(self._healthy, timeout=30, interval=0.05)
+            wait_until(self._healthy, timeout=30, interval=0.05)
         except AssertionError:
             self.stop()
             raise AssertionError("orchestrate did not become healthy:\n" + self.log_path.read_text()[-3000:])
@@ -212,11 +208,6 @@ class Orchestrator:
         return self.proc.returncode
 
 
-def cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "oneiric.cli", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
 def run_row(root: Path, run_id: str) -> dict[str, Any] | None:
     path = root / ".oneiric_cache" / "workflow_runs.sqlite"
     if not path.exists():
@@ -251,15 +242,16 @@ def test_serverless_profile_enqueue_through_cloudtasks_emulator_completes(server
     server, env, _ = serverless
     fx = tmp_path / "fx.jsonl"
     ctx = json.dumps({"records": ["a", "b"], "effects": str(fx)})
-    out = cli(project, env, "workflow", "enqueue", "ingest", "--context", ctx, "--run-id", "e2e-1", "--json")
+    out = run_cli("workflow", "enqueue", "ingest", "--context", ctx, "--run-id", "e2e-1", "--json",
+                  cwd=project, env=env)
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert "use oidc with Cloud Tasks in production" in out.stderr  # hmac pre-signed at enqueue: advice
     assert set(record) >= {"workflow", "run_id", "task_name", "queue_category", "queue_provider", "queued_at"}
     assert (record["workflow"], record["run_id"], record["queue_category"], record["queue_provider"]) == (
         "ingest", "e2e-1", "queue.scheduler", "cloudtasks")
-    wait_for(lambda: (run_row(project, "e2e-1") or {}).get("status") == "succeeded", timeout=20)
-    status = cli(project, env, "workflow", "status", "e2e-1", "--json")
+    wait_until(lambda: (run_row(project, "e2e-1") or {}).get("status") == "succeeded", timeout=20)
+    status = run_cli("workflow", "status", "e2e-1", "--json", cwd=project, env=env)
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["result"] == {"extract": {"records": ["a", "b"], "count": 2}, "transform": {"records": ["A", "B"]},
@@ -269,7 +261,8 @@ def test_serverless_profile_enqueue_through_cloudtasks_emulator_completes(server
     assert delivered[0]["task"] == record["task_name"] and delivered[0]["queue"].endswith("/queues/wf")
 
     # a repeated enqueue is deduplicated (the emulator would accept the duplicate name: we must not send it)
-    again = cli(project, env, "workflow", "enqueue", "ingest", "--context", ctx, "--run-id", "e2e-1", "--json")
+    again = run_cli("workflow", "enqueue", "ingest", "--context", ctx, "--run-id", "e2e-1", "--json",
+                    cwd=project, env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["deduplicated"] is True
     # a duplicate delivery (same task, fresh signature) answers the stored result and runs nothing
     body = {"workflow": "ingest", "run_id": "e2e-1", "context": json.loads(ctx)}
@@ -283,10 +276,9 @@ def test_serverless_profile_enqueue_through_cloudtasks_emulator_completes(server
 def test_serverless_profile_cloudtasks_retries_a_failing_task_until_it_succeeds(serverless, project, tmp_path):
     server, env, _ = serverless
     fx = tmp_path / "fx.jsonl"
-    out = cli(project, env, "workflow", "enqueue", "flaky", "--context", json.dumps({"effects": str(fx)}),
-              "--run-id", "e2e-flaky", "--json")
+    out = run_cli("workflow", "enqueue", "flaky", "--context", json.dumps({"effects": str(fx)}), "--run-id", "e2e-flaky", "--json", cwd=project, env=env)
     assert out.returncode == 0, out.stderr
-    wait_for(lambda: (run_row(project, "e2e-flaky") or {}).get("status") == "succeeded", timeout=20)
+    wait_until(lambda: (run_row(project, "e2e-flaky") or {}).get("status") == "succeeded", timeout=20)
     log = server.deliveries("e2e-flaky")
     assert [(r["http_status"], r["retry_count"]) for r in log] == [(500, "0"), (500, "1"), (200, "2")]
     ran = [e["task"] for e in effects(fx)]
@@ -313,17 +305,17 @@ def test_serverless_profile_http_errors_pause_and_resume(serverless, project):
     code, _, _ = server.post({"workflow": "ingest", "context": {"pad": "x" * 4000}})
     assert code == 413
     # paused -> 503 with Retry-After, nothing runs; resume -> completes
-    out = cli(project, env, "activity", "pause", "--domain", "workflow", "--key", "ingest", "--json")
+    out = run_cli("activity", "pause", "--domain", "workflow", "--key", "ingest", "--json", cwd=project, env=env)
     assert out.returncode == 0, out.stderr
     probes = iter(range(1000))
-    wait_for(lambda: server.post({"workflow": "ingest", "run_id": f"probe-{next(probes)}"})[0] == 503, timeout=10)
+    wait_until(lambda: server.post({"workflow": "ingest", "run_id": f"probe-{next(probes)}"})[0] == 503, timeout=10)
     msg = {"workflow": "ingest", "run_id": "e2e-paused"}
     reply = server.post(msg)
     assert reply[0] == 503 and reply[1]["error"] == "paused" and int(reply[2]["Retry-After"]) > 0
     assert run_row(project, "e2e-paused") is None
-    out = cli(project, env, "activity", "resume", "--domain", "workflow", "--key", "ingest")
+    out = run_cli("activity", "resume", "--domain", "workflow", "--key", "ingest", cwd=project, env=env)
     assert out.returncode == 0, out.stderr
-    reply = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(server.post(msg)), timeout=10)
+    reply = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(server.post(msg)), timeout=10)
     assert reply[1]["result"]["load"] == {"loaded": 0, "target": "vector"}
 
 
@@ -333,50 +325,50 @@ def test_local_queue_survives_a_restart_with_a_task_pending(project, tmp_path):
     fx = tmp_path / "fx.jsonl"
     first = Orchestrator(project, "local", env, port)
     try:
-        assert cli(project, env, "activity", "pause", "--domain", "workflow", "--key", "ingest").returncode == 0
-        out = cli(project, env, "workflow", "enqueue", "ingest", "--run-id", "local-1", "--json",
-                  "--context", json.dumps({"records": ["x"], "effects": str(fx)}))
+        assert run_cli("activity", "pause", "--domain", "workflow", "--key", "ingest",
+                       cwd=project, env=env).returncode == 0
+        out = run_cli("workflow", "enqueue", "ingest", "--run-id", "local-1", "--json", "--context", json.dumps({"records": ["x"], "effects": str(fx)}), cwd=project, env=env)
         assert out.returncode == 0, out.stderr
         record = json.loads(out.stdout)
         assert (record["queue_category"], record["queue_provider"]) == ("queue", "local")
         # the dispatcher delivered it at least once and got 503 (paused): the task stays pending
-        wait_for(lambda: any(r["http_status"] == 503 for r in first.deliveries("local-1")), timeout=15)
+        wait_until(lambda: any(r["http_status"] == 503 for r in first.deliveries("local-1")), timeout=15)
     finally:
         first.stop(signal.SIGKILL)
     assert run_row(project, "local-1") is None and effects(fx) == []
-    assert cli(project, env, "activity", "resume", "--domain", "workflow", "--key", "ingest").returncode == 0
+    assert run_cli("activity", "resume", "--domain", "workflow", "--key", "ingest",
+                   cwd=project, env=env).returncode == 0
     second = Orchestrator(project, "local", env, port)
     try:
-        wait_for(lambda: (run_row(project, "local-1") or {}).get("status") == "succeeded", timeout=20)
+        wait_until(lambda: (run_row(project, "local-1") or {}).get("status") == "succeeded", timeout=20)
         assert [r["http_status"] for r in second.deliveries("local-1")] == [200]
     finally:
         assert second.stop() == 0
     assert [e["task"] for e in effects(fx)] == ["extract", "transform", "load"]
-    status = cli(project, env, "workflow", "status", "local-1", "--json")
+    status = run_cli("workflow", "status", "local-1", "--json", cwd=project, env=env)
     assert json.loads(status.stdout)["result"]["load"] == {"loaded": 1, "target": "vector"}
 
 
 def test_workflow_run_and_list_in_process(project, tmp_path):
     env = _env(project, "local")
     fx = tmp_path / "fx.jsonl"
-    out = cli(project, env, "workflow", "run", "ingest", "--run-id", "inproc-1", "--json",
-              "--context", json.dumps({"records": ["q"], "effects": str(fx)}))
+    out = run_cli("workflow", "run", "ingest", "--run-id", "inproc-1", "--json", "--context", json.dumps({"records": ["q"], "effects": str(fx)}), cwd=project, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["result"]["transform"] == {"records": ["Q"]}
-    again = cli(project, env, "workflow", "run", "ingest", "--run-id", "inproc-1", "--json")
+    again = run_cli("workflow", "run", "ingest", "--run-id", "inproc-1", "--json", cwd=project, env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["deduplicated"] is True
     assert len(effects(fx)) == 3
-    failing = cli(project, env, "workflow", "run", "flaky", "--run-id", "inproc-2")
+    failing = run_cli("workflow", "run", "flaky", "--run-id", "inproc-2", cwd=project, env=env)
     assert failing.returncode == 1 and "planned failure 1 of 2" in failing.stdout, failing.stdout
-    status = json.loads(cli(project, env, "workflow", "status", "inproc-2", "--json").stdout)
+    status = json.loads(run_cli("workflow", "status", "inproc-2", "--json", cwd=project, env=env).stdout)
     assert status["status"] == "failed" and [n["status"] for n in status["nodes"]] == ["succeeded", "failed"]
-    listing = cli(project, env, "workflow", "list", "--json")
+    listing = run_cli("workflow", "list", "--json", cwd=project, env=env)
     rows = {r["workflow"]: r for r in json.loads(listing.stdout)}
     assert rows["ingest"]["nodes"] == ["extract", "transform", "load"]
     assert rows["ingest"]["last_run"]["run_id"] in ("inproc-1", "local-1")
-    assert cli(project, env, "workflow", "status", "no-such-run").returncode == 1
-    assert cli(project, env, "workflow", "enqueue", "no-such-workflow").returncode == 1
-    assert cli(project, env, "workflow", "enqueue", "ingest", "--context", "[1]").returncode == 2
+    assert run_cli("workflow", "status", "no-such-run", cwd=project, env=env).returncode == 1
+    assert run_cli("workflow", "enqueue", "no-such-workflow", cwd=project, env=env).returncode == 1
+    assert run_cli("workflow", "enqueue", "ingest", "--context", "[1]", cwd=project, env=env).returncode == 2
 
 
 def test_sigterm_lets_an_in_flight_run_finish(project, tmp_path):
@@ -390,7 +382,7 @@ def test_sigterm_lets_an_in_flight_run_finish(project, tmp_path):
     t = threading.Thread(target=lambda: replies.append(server.post(msg)))
     t.start()
     try:
-        wait_for(lambda: effects(fx) or (run_row(project, "drain-1") or {}).get("status") == "running", timeout=10)
+        wait_until(lambda: effects(fx) or (run_row(project, "drain-1") or {}).get("status") == "running", timeout=10)
     finally:
         code = server.stop(signal.SIGTERM)
     assert code == 0  # the server waited for the drain, within shutdown_grace_seconds (8 s)

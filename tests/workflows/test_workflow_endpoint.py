@@ -12,17 +12,21 @@ import pytest
 from runtime.tasks_auth import sign
 from runtime.workflows.endpoint import handle_delivery
 from runtime.workflows.service import _services, service_for, stop
+from tests.support.effects import effects
+from tests.support.env import wait_until
+from tests.support.fake_runtime import HMAC_KEY, FakeRuntime
 
-from .conftest import HMAC_KEY, FakeRuntime, effects, wait_for
-
-#: each delivery signs with a distinct timestamp (an identical t and body is, by design, a replay):
-#: now, or one second before the previous one, whichever is earlier
-_last_t = [int(time.time()) + 1]
+#: (t, body) pairs already signed: an identical t and body is, by design, a replay
+_signed: set[tuple[int, bytes]] = set()
 
 
-def _fresh_t() -> int:
-    _last_t[0] = min(int(time.time()), _last_t[0] - 1)
-    return _last_t[0]
+def _fresh_t(body: bytes) -> int:
+    """Now, taken per delivery; a second earlier for each time this very body was signed this second."""
+    t = int(time.time())
+    while (t, body) in _signed:
+        t -= 1
+    _signed.add((t, body))
+    return t
 
 
 def deliver(rt: Any, obj: Any, *, task: str | None = None, retry: int = 0, signed: bool = True,
@@ -33,7 +37,7 @@ def deliver(rt: Any, obj: Any, *, task: str | None = None, retry: int = 0, signe
     if task:
         headers["X-CloudTasks-TaskName"] = task
     if signed:
-        headers["X-Oneiric-Signature"] = sign(HMAC_KEY.encode(), body, _fresh_t())
+        headers["X-Oneiric-Signature"] = sign(HMAC_KEY.encode(), body, _fresh_t(body))
     headers.update(extra or {})
     return handle_delivery(rt, body, headers)
 
@@ -150,7 +154,7 @@ def test_run_in_progress_gets_409(fake_rt, tmp_path):
     t = threading.Thread(target=lambda: results.append(deliver(fake_rt, msg)))
     t.start()
     svc = service_for(fake_rt)
-    wait_for(lambda: (svc.store.get("r-busy") or None) and svc.store.get("r-busy").status == "running")
+    wait_until(lambda: (svc.store.get("r-busy") or None) and svc.store.get("r-busy").status == "running")
     status, body, headers = deliver(fake_rt, msg)
     assert status == 409 and body["error"] == "run_in_progress" and "Retry-After" in headers
     t.join()

@@ -15,8 +15,8 @@ from runtime.model import Entry, RetryPolicy
 from runtime.workflows.dag import PlanError, build_plan
 from runtime.workflows.engine import Engine, retry_delay
 from runtime.workflows.runs import RunConflictError, RunStore
-
-from .conftest import FakeRuntime, effects, node, workflow_entry
+from tests.support.effects import effects
+from tests.support.fake_runtime import FakeRuntime, node, workflow_entry
 
 
 # ---------------------------------------------------------------- plan

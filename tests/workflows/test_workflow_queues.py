@@ -15,8 +15,10 @@ from runtime.adapters.queue_local import LocalQueue
 from runtime.tasks_auth import HmacVerifier
 from runtime.workflows.messages import task_name_for
 from runtime.workflows.service import service_for
+from tests.support.env import wait_until
+from tests.support.fake_runtime import HMAC_KEY, FakeRuntime
 
-from .conftest import HMAC_KEY, FakeRuntime, create_queue, wait_for
+from .conftest import create_queue
 
 
 def _local(tmp_path, **settings) -> LocalQueue:
@@ -42,7 +44,7 @@ def test_local_queue_delivers_with_cloud_tasks_headers_and_a_fresh_signature_per
     assert q.enqueue(body=b'{"workflow":"w"}', task_name="t-1")["deduplicated"] is True
     q.start(workers=2)
     try:
-        wait_for(lambda: q.task("t-1")["status"] == "done")
+        wait_until(lambda: q.task("t-1")["status"] == "done")
     finally:
         q.close()
     reqs = recorder.requests
@@ -62,7 +64,7 @@ def test_local_queue_gives_up_after_max_attempts_and_reports_it(tmp_path, record
     q.enqueue(body=b"{}", task_name="doomed")
     q.start(workers=1)
     try:
-        wait_for(lambda: q.task("doomed")["status"] == "dead")
+        wait_until(lambda: q.task("doomed")["status"] == "dead")
         time.sleep(0.3)
         health = q.health()
     finally:
@@ -77,7 +79,7 @@ def test_local_queue_503_answers_do_not_use_up_the_retry_budget(tmp_path, record
     q.enqueue(body=b"{}", task_name="held")
     q.start(workers=1)
     try:
-        wait_for(lambda: q.task("held")["status"] in ("done", "dead"))
+        wait_until(lambda: q.task("held")["status"] in ("done", "dead"))
         assert q.task("held")["status"] == "done" and len(recorder.requests) == 6
     finally:
         q.close()
@@ -96,7 +98,7 @@ def test_local_queue_survives_a_restart_with_a_task_pending(tmp_path, recorder):
     q2 = _local(tmp_path, http_target_url=recorder.url)
     q2.start(workers=1)
     try:
-        wait_for(lambda: q2.task("pending-1")["status"] == "done" and q2.task("orphan-1")["status"] == "done")
+        wait_until(lambda: q2.task("pending-1")["status"] == "done" and q2.task("orphan-1")["status"] == "done")
     finally:
         q2.close()
     assert sorted(r["body"] for r in recorder.requests) == [b'{"n":1}', b'{"n":2}']
@@ -129,7 +131,7 @@ def test_cloudtasks_adapter_creates_http_tasks_the_emulator_delivers(tmp_path, e
         "target": recorder.url}}
     res = q.enqueue(body=b'{"workflow":"w"}', task_name="abc-1", headers={"X-Oneiric-Signature": "t=1,v1=00"})
     assert res == {"task_name": "abc-1", "deduplicated": False}
-    wait_for(lambda: recorder.requests)
+    wait_until(lambda: recorder.requests)
     req = recorder.requests[0]
     assert req["body"] == b'{"workflow":"w"}'
     h = req["headers"]
@@ -166,7 +168,7 @@ def test_enqueue_through_cloudtasks_is_deduplicated_by_run_id(tmp_path, emulator
     assert first["deduplicated"] is False and second["deduplicated"] is True
     assert first["task_name"] == second["task_name"] == task_name_for("run-dedupe")
     assert (first["queue_category"], first["queue_provider"]) == ("queue.scheduler", "cloudtasks")
-    wait_for(lambda: recorder.requests)
+    wait_until(lambda: recorder.requests)
     time.sleep(0.5)
     assert len(recorder.requests) == 1
     body = json.loads(recorder.requests[0]["body"])
@@ -201,13 +203,13 @@ def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, record
 
     from runtime.model import Selection
 
-    from .conftest import node, workflow_entry
+    from tests.support.fake_runtime import node, workflow_entry
 
     default_q = _local(tmp_path / "a", http_target_url=recorder.url, queue="default-q")
     fast_q = _local(tmp_path / "b", http_target_url=recorder.url, queue="fast-q")
     special = dataclasses.replace(workflow_entry("special", [node("x", "noop")]),
                                   metadata={"scheduler": {"queue_category": "queue.fast.lane", "provider": "local"}})
-    from .conftest import standard_workflows
+    from tests.support.fake_runtime import standard_workflows
 
     rt = FakeRuntime(tmp_path, workflows=standard_workflows() + [special], queue=("local", default_q))
     rt.adapters[("adapter", "queue.fast")] = fast_q
@@ -229,7 +231,7 @@ def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, record
     svc.start(port=1)
     try:
         assert default_q.state == fast_q.state == "running"  # both dispatchers started by the server hook
-        wait_for(lambda: len(recorder.requests) == 2)
+        wait_until(lambda: len(recorder.requests) == 2)
     finally:
         from runtime.workflows.service import stop
 

@@ -1,4 +1,4 @@
-"""Shared input generators for the hardening fuzz tests and the bench/fuzz_*.py harnesses.
+"""Fuzz inputs and the loaders' contract, shared by the hardening fuzz tests and the bench/fuzz_*.py harnesses.
 
 Mutations work on bytes (so invalid UTF-8, NUL bytes, BOMs and CRLF come up) and draw from an
 alphabet of the characters that matter to YAML, TOML and JSON. `mutate(data, rng)` works with a
@@ -39,3 +39,24 @@ def mutate(data: bytes, rng: random.Random, rounds: int | None = None) -> bytes:
         else:  # insert random bytes
             buf[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
     return bytes(buf)
+
+
+def check_loader_result(result: object, path: str, raw: bytes) -> str:
+    """The loaders' contract on any input: a Document with JSON-compatible data whose positions lie inside
+    the file ("doc"), or a non-empty list of diagnostics located in it ("error"); AssertionError otherwise."""
+    import json
+
+    from compiler.diagnostics import Diagnostic, Document
+
+    if isinstance(result, Document):
+        json.dumps(result.data, allow_nan=False)  # JSON-compatible, no NaN
+        # an upper bound on the lines: libyaml also breaks lines at NEL, LS and PS (YAML 1.1's line breaks)
+        lines = sum(raw.count(b) for b in (b"\n", b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")) + 1
+        for span in list(result.positions.values()) + list(result.key_positions.values()):
+            assert span.file == path and 1 <= span.line <= lines and span.col >= 1, span
+        return "doc"
+    assert isinstance(result, list) and result, f"neither a Document nor diagnostics: {result!r}"
+    for diag in result:
+        assert isinstance(diag, Diagnostic) and diag.message and diag.rule, diag
+        assert diag.span is not None and diag.span.file == path and diag.span.line >= 1 and diag.span.col >= 1, diag
+    return "error"

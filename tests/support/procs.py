@@ -1,4 +1,4 @@
-"""Process helpers for the hardening suite: run a command while sampling its peak RSS (VmHWM), ports, waits.
+"""Run a command while sampling its peak RSS (VmHWM); the CLI measured that way; a clean failure's shape.
 
 Peak memory is read from /proc/PID/status (VmHWM) every few milliseconds while the child runs:
 `ru_maxrss` of a child is polluted by the parent's size at exec (see FIELD-NOTES).
@@ -6,17 +6,15 @@ Peak memory is read from /proc/PID/status (VmHWM) every few milliseconds while t
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
+from tests.support.env import PYTHON, clean_env
+
 #: `path:line:col: error: ...` as the text reporter prints it
 ERROR_LINE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): error: ")
 
@@ -73,40 +71,11 @@ def run_measured(argv: Sequence[str], *, cwd: Path, env: dict[str, str] | None =
                     peak[0] / 1024)
 
 
-def cli_env(**extra: str) -> dict[str, str]:
-    """The current environment, cloud-free, without ONEIRIC_* and PORT."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("ONEIRIC_", "GOOGLE_", "GCE_")) and k != "PORT"}
-    env.update(NO_GCE_CHECK="true", GOOGLE_APPLICATION_CREDENTIALS="/nonexistent/oneiric-test-adc.json",
-               PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
-
-
 def oneiric(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> Measured:
-    return run_measured([PYTHON, "-m", "oneiric.cli", *args], cwd=cwd, env=env or cli_env(), timeout=timeout)
+    return run_measured([PYTHON, "-m", "oneiric.cli", *args], cwd=cwd, env=env or clean_env(), timeout=timeout)
 
 
 def assert_clean_failure(result: Measured, *, exit_code: int = 1) -> None:
     """Exit code as expected, no traceback, and every error line located."""
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
     assert result.returncode == exit_code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
-
-
-def wait_for(pred: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
