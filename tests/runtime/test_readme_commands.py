@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rt_helpers import ROOT, clean_env
+from tests.support.env import ROOT, clean_env
 
 #: Long-running commands (a server) are started elsewhere in the suite (tests/runtime/test_runtime_guide.py).
 _SERVES = re.compile(r"\borchestrate\b")

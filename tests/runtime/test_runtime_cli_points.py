@@ -10,9 +10,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from rt_helpers import ONEIRIC, ROOT, clean_env, run_cli, wait_until
-
 from runtime.cli import VERBS
+from tests.support.cli import run_cli
+from tests.support.env import ONEIRIC, ROOT, clean_env, wait_until
 
 MANIFEST = """\
 source: mysvc
@@ -70,14 +70,14 @@ def _user_project(root: Path) -> Path:
 
 
 def test_help_lists_every_verb_runtime_ones_included(tmp_path):
-    out = run_cli(["--help"], tmp_path)
+    out = run_cli("--help", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     listed = {line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ") and line.split()}
     for verb in (*VERBS, "compile", "manifest", "report", "procfile", "explain", "schema"):
         assert verb in listed, f"{verb} missing from --help:\n{out.stdout}"
     # and each runtime verb answers its own --help
     for verb in VERBS:
-        own = run_cli([verb, "--help"], tmp_path)
+        own = run_cli(verb, "--help", cwd=tmp_path)
         assert own.returncode == 0 and f"oneiric {verb}" in own.stdout, (verb, own.stdout, own.stderr)
 
 
@@ -98,12 +98,12 @@ def test_queued_run_status_and_the_retry_log_name_the_cause(tmp_path, orchestrat
     status` of the run says it is queued, not yet delivered, with that error."""
     project = _user_project(tmp_path / "app")
     env = clean_env(ONEIRIC_LOGGING__FORMAT="json")
-    queued = run_cli(["workflow", "enqueue", "greet", "--run-id", "r-1", "--json"], project, env)
+    queued = run_cli("workflow", "enqueue", "greet", "--run-id", "r-1", "--json", cwd=project, env=env)
     assert queued.returncode == 0, queued.stderr
-    status = run_cli(["workflow", "status", "r-1"], project, env)
+    status = run_cli("workflow", "status", "r-1", cwd=project, env=env)
     assert status.returncode == 0, status.stderr
     assert "run r-1 (greet): queued, not yet delivered" in status.stdout
-    as_json = json.loads(run_cli(["workflow", "status", "r-1", "--json"], project, env).stdout)
+    as_json = json.loads(run_cli("workflow", "status", "r-1", "--json", cwd=project, env=env).stdout)
     assert as_json["status"] == "queued" and as_json["task_name"] == json.loads(queued.stdout)["task_name"]
 
     orch = orchestrators(project, ["orchestrate"], env).wait_ready()
@@ -111,9 +111,9 @@ def test_queued_run_status_and_the_retry_log_name_the_cause(tmp_path, orchestrat
     assert line["http_status"] is None
     assert "tasks-hmac-key" in line["error"] and "ONEIRIC_SECRET_TASKS_HMAC_KEY" in line["error"]
     orch.terminate()
-    later = run_cli(["workflow", "status", "r-1"], project, env)
+    later = run_cli("workflow", "status", "r-1", cwd=project, env=env)
     assert "queued, not yet delivered" in later.stdout and "ONEIRIC_SECRET_TASKS_HMAC_KEY" in later.stdout
-    assert run_cli(["workflow", "status", "nope"], project, env).returncode == 1
+    assert run_cli("workflow", "status", "nope", cwd=project, env=env).returncode == 1
 
 
 def test_activity_reads_the_health_file_orchestrate_writes(tmp_path, orchestrators):
@@ -122,15 +122,15 @@ def test_activity_reads_the_health_file_orchestrate_writes(tmp_path, orchestrato
     orch = orchestrators(project, ["orchestrate", "--health-path", "run/health.json"], env).wait_ready()
     written = project / "run" / "health.json"
     wait_until(written.exists)
-    activity = json.loads(run_cli(["activity", "--json"], project, env).stdout)
+    activity = json.loads(run_cli("activity", "--json", cwd=project, env=env).stdout)
     assert activity["runtime_health"]["path"] == str(written.resolve())
     assert activity["runtime_health"]["pid"] == orch.proc.pid
-    health = run_cli(["health", "--json"], project, env)
+    health = run_cli("health", "--json", cwd=project, env=env)
     assert json.loads(health.stdout)["pid"] == orch.proc.pid, health.stdout
     assert orch.terminate() == 0
     # a later run without --health-path writes (and points readers) back to the default file
     orch = orchestrators(project, ["orchestrate"], env).wait_ready()
-    activity = json.loads(run_cli(["activity", "--json"], project, env).stdout)
+    activity = json.loads(run_cli("activity", "--json", cwd=project, env=env).stdout)
     assert activity["runtime_health"]["path"] == str((project / ".oneiric_cache" / "runtime_health.json").resolve())
     assert orch.terminate() == 0
 
