@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from compiler import deploy
 from compiler.diagnostics import CompileError, Diagnostic
 from compiler.emit import encode
 from compiler.project import load_project, settings_for
 from compiler.resolve import resolve
+from runtime.locate import put_on_import_path
 
 
 @dataclass
@@ -26,6 +29,7 @@ class BuildResult:
 
 def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) -> BuildResult:
     """Artifacts for each requested profile (all profiles with a settings file when none is named)."""
+    put_on_import_path(root)  # the project's own factories (mysvc.tasks:fetch) are checked from their source
     project = load_project(root)
     result = BuildResult()
     result.diagnostics.extend(project.errors)
@@ -57,5 +61,11 @@ def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) 
             continue
         profile_path = out_dir / f"{name}_profile.json"
         result.files[profile_path], result.digests[profile_path] = encode(resolved.profile)
+        try:  # a [deploy] table: the Cloud Run service and queue, rendered as `deploy render` last did
+            profile = replace(resolved.profile, digest=result.digests[profile_path])
+            for path, data in deploy.files_for_build(profile, out_dir, f"build/{profile_path.name}").items():
+                result.files[path], result.digests[path] = data, "sha256:" + hashlib.sha256(data).hexdigest()
+        except deploy.DeployError as exc:
+            result.diagnostics.append(Diagnostic("deploy.render", str(exc), None, "/deploy"))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result

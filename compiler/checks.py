@@ -134,9 +134,54 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
     return out
 
 
-def _defined_in(module: str, attr: str) -> bool | None:
-    """Whether `module`'s source defines `attr` at top level (def, class or assignment, not an import),
-    read with `ast` without importing anything; None when the source cannot be found (checked at runtime)."""
+def check_task_signatures(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diagnostic]:
+    """A task factory that `def`ines fewer or more required positional parameters than the contract's
+    three, read with `ast` (nothing imported); an assigned or C callable is checked when the runtime loads it."""
+    out: list[Diagnostic] = []
+    for entry in entries:
+        if entry.domain != "task":
+            continue
+        module, _, attr = entry.factory.partition(":")
+        source = _source_of(module)
+        found = _function_params(str(source), source.stat().st_mtime_ns).get(attr) if source else None
+        if found is None or _takes_three(found):
+            continue
+        span, pointer = field_span(docs, entry, "/factory")
+        out.append(Diagnostic("task.signature", f"task {entry.key!r}: {entry.factory} is defined as "
+                              f"{attr}({found[3]}), but a task is called as fn(payload, context, inputs)",
+                              span, pointer, "take three positional parameters (payload, context, inputs); "
+                              "see docs/getting-started.md, \"The task contract\""))
+    return out
+
+
+def _takes_three(params: tuple[int, int, bool, str, int]) -> bool:
+    positional, required, varargs, _, required_keyword_only = params
+    return required <= 3 and (positional >= 3 or varargs) and required_keyword_only == 0
+
+
+@functools.lru_cache(maxsize=256)
+def _function_params(path: str, mtime_ns: int) -> dict[str, tuple[int, int, bool, str, int]]:
+    """Top-level `def`s of a source file: name -> (positional parameters, required ones, *args, the
+    parameter list as written, required keyword-only ones)."""
+    import ast
+
+    try:
+        tree = ast.parse(open(path, "rb").read())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    out = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            positional = len(args.posonlyargs) + len(args.args)
+            required_kw = sum(1 for d in args.kw_defaults if d is None)
+            out[node.name] = (positional, positional - len(args.defaults), args.vararg is not None,
+                              ast.unparse(args), required_kw)
+    return out
+
+
+def _source_of(module: str) -> "Path | None":
+    """The .py file of `module`, found without importing it (or any parent package); None when unknown."""
     import importlib.util
     from pathlib import Path
 
@@ -152,10 +197,14 @@ def _defined_in(module: str, attr: str) -> bool | None:
     else:
         candidates = [c for loc in (spec.submodule_search_locations or [])
                       for c in (Path(loc, *parts[1:]).with_suffix(".py"), Path(loc, *parts[1:], "__init__.py"))]
-    for candidate in candidates:
-        if candidate.is_file():
-            return attr in _top_level_names(str(candidate))
-    return None
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _defined_in(module: str, attr: str) -> bool | None:
+    """Whether `module`'s source defines `attr` at top level (def, class or assignment, not an import),
+    read with `ast` without importing anything; None when the source cannot be found (checked at runtime)."""
+    source = _source_of(module)
+    return None if source is None else attr in _top_level_names(str(source))
 
 
 @functools.lru_cache(maxsize=256)
@@ -230,9 +279,6 @@ def check_tasks_auth(layers: Layers, base_profile: str, doc: Document | None) ->
     if mode == "none" and base_profile == "serverless" and not layers.get(("http", "allow_unauthenticated_tasks")):
         return [Diagnostic("auth.none", "tasks_auth = \"none\" is refused under the serverless profile",
                            span, pointer, "use hmac or oidc, or set [http] allow_unauthenticated_tasks = true")]
-    if mode == "hmac" and not layers.get(("http", "hmac_key")):
-        return [Diagnostic("auth.hmac-key", "tasks_auth = \"hmac\" needs [http] hmac_key = \"secret://NAME\"",
-                           span, pointer)]
     if mode == "oidc":
         missing = [k for k in ("oidc_audience", "oidc_service_account") if not layers.get(("http", k))]
         if missing:

@@ -1,7 +1,8 @@
 """The compiler's command line: the `oneiric` group, its global options, and every command registered here.
 
-The commands live in `cli_build` (compile, pack, validate, explain) and `cli_audit` (diff, verify,
-schema, procfile, report); registering them here, in one place, keeps both free of this module.
+The commands live in `cli_build` (compile, pack, validate, explain), `cli_audit` (diff, verify, schema,
+procfile, report) and `cli_project` (init, deploy render); registering them here, in one place, keeps
+them free of this module.
 Exit codes: 0 ok, 1 invalid input / check failed / artifacts differ, 2 usage error.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from compiler import cli_audit, cli_build
+from compiler import cli_audit, cli_build, cli_project
 
 
 class _Oneiric(click.Group):
@@ -48,7 +49,7 @@ def manifest_group():
 for _command in (cli_build.pack_cmd, cli_build.validate_cmd, cli_audit.diff_cmd, cli_audit.verify_cmd):
     manifest_group.add_command(_command)
 for _command in (cli_build.compile_cmd, manifest_group, cli_audit.procfile_cmd, cli_audit.report_cmd,
-                 cli_audit.schema_cmd, cli_build.explain_cmd):
+                 cli_audit.schema_cmd, cli_build.explain_cmd, cli_project.init_cmd, cli_project.deploy_group):
     cli.add_command(_command)
 
 

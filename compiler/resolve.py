@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compiler import checks
+from compiler import checks, deploy
 from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
 from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
@@ -87,6 +87,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     chosen, found = choose(catalog, layers, settings)
     errors.extend(found)
     canonicalise_secrets_provider(layers)
+    default_hmac_key(layers)
     selections: list[Selection] = []
     provider_schemas: dict[tuple[str, ...], dict[str, Any]] = {}
     for (domain, key), choice in sorted(chosen.items()):
@@ -101,11 +102,14 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     allow_span = settings.span("/security/factory_allowlist") if settings and settings.positions.get(
         "/security/factory_allowlist") else None
     errors.extend(checks.check_factories(entries, layers.get(("security", "factory_allowlist"), []), docs, allow_span))
+    errors.extend(checks.check_task_signatures(entries, docs))
     errors.extend(checks.check_remote(layers, settings))
     errors.extend(checks.check_tasks_auth(layers, profile.base, settings))
     errors.extend(checks.check_credentials(layers, settings))
     errors.extend(checks.check_queue_categories(entries, catalog, layers, settings, docs))
     errors.extend(checks.check_auth_matches_queue(entries, chosen, catalog, layers, settings))
+    category = layers.get(("workflows", "options", "queue_category"), "queue")
+    errors.extend(deploy.check_deploy(layers, settings, deploy.dispatch_deadline(selections, category)))
     refs, found = checks.collect_secret_refs(layers, settings)
     errors.extend(found)
     if errors:
@@ -132,6 +136,19 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
         manifest=ManifestLink(manifest_file, manifest_digest_of(manifest)),
     )
     return Resolved(manifest, profile_artifact)
+
+
+#: The key `tasks_auth = "hmac"` (the default) signs with when [http] hmac_key is not written.
+DEFAULT_HMAC_KEY = "secret://tasks-hmac-key"
+
+
+def default_hmac_key(layers: Layers) -> None:
+    """hmac is the default mode (the only one the local queue can pass) and a key is a secret *reference*:
+    defaulting the reference, not the value, makes a settings file that never mentions [http] complete
+    (no "hmac needs hmac_key" for a mode nobody chose), while none/oidc profiles reference no key."""
+    path = ("http", "hmac_key")
+    if layers.get(("http", "tasks_auth")) == "hmac" and not layers.get(path):
+        layers.set(path, DEFAULT_HMAC_KEY, "default for tasks_auth = hmac")
 
 
 def canonicalise_secrets_provider(layers: Layers) -> str:
@@ -199,8 +216,9 @@ def env_name(path: tuple[str, ...]) -> str:
     return "ONEIRIC_" + "_".join(clean[:-1]) + "__" + clean[-1]
 
 
-#: Settings that are fixed at compile time: selections are resolved, the allowlist guards factories.
-_NOT_OVERRIDABLE = ("profile", "security")
+#: Settings that are fixed at compile time: selections are resolved, the allowlist guards factories, and
+#: [deploy] shapes the Cloud Run service (it is not a setting of the running process).
+_NOT_OVERRIDABLE = ("profile", "security", "deploy")
 
 
 def _env_keys(layers: Layers, provider_schemas: dict[tuple[str, ...], dict[str, Any]]) -> list[EnvKey]:

@@ -23,7 +23,7 @@ from runtime.model import KINDS, Input, ManifestLink, ProfileArtifact
 class Finding:
     """One thing that does not match: `what` names the check, `message` says what differs and how to fix it."""
 
-    what: str  # "json" | "format" | "digest" | "encoding" | "manifest-link" | "input"
+    what: str  # "json" | "format" | "digest" | "encoding" | "manifest-link" | "input" | "deploy"
     message: str
 
 
@@ -120,6 +120,13 @@ def _check_inputs(path: Path, inputs: tuple[Input, ...], out: Verification) -> N
 def verify_artifact(path: Path, name: str | None = None) -> Verification:
     """Every check for one artifact file; inputs are looked up under the parent of the artifact's directory."""
     out = Verification(path, name or path.as_posix())
+    if path.suffix == ".yaml":  # the Cloud Run service and queue `deploy render` writes
+        from compiler.deploy import verify_rendered
+
+        out.kind = "deploy"
+        out.digest, out.checked, problems = verify_rendered(path)
+        out.findings.extend(Finding("deploy", message) for message in problems)
+        return out
     loaded = _read(path)
     if isinstance(loaded, Finding):
         out.findings.append(loaded)

@@ -28,8 +28,6 @@ CompileFn = Callable[..., dict[str, Any]]
 
 def compile_project(project_dir: str | Path, out_dir: Path, profiles: Iterable[str] | None = None) -> dict[str, Any]:
     """Compile `project_dir` into `out_dir` (written atomically) and return each artifact parsed, by file name."""
-    import json
-
     from compiler.build import build_project
     from compiler.emit import write_all
     from compiler.report import report_text
@@ -42,7 +40,18 @@ def compile_project(project_dir: str | Path, out_dir: Path, profiles: Iterable[s
         pytest.fail(f"oneiric compile of {root} failed with {len(result.diagnostics)} error(s):\n"
                     + report_text(result.diagnostics), pytrace=False)
     write_all(result.files)
-    return {path.name: json.loads(data) for path, data in sorted(result.files.items())}
+    return {path.name: _parse(path, data) for path, data in sorted(result.files.items())}
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    """JSON artifacts as objects; the Cloud Run service and queue YAML (profiles with [deploy]) as well."""
+    import json
+
+    if path.suffix == ".yaml":
+        import yaml
+
+        return yaml.safe_load(data)
+    return json.loads(data)
 
 
 @pytest.fixture

@@ -104,6 +104,14 @@ class SecretManagerSecrets(SecretsAdapter):
 
     name = "gcp.secret_manager"
 
+    def __new__(cls, settings: Mapping[str, Any], **kwargs: Any) -> "SecretsAdapter":
+        """`delivery = "mounted"`: Cloud Run mounted the values; read them without the SDK (secrets_mounted)."""
+        if cls is SecretManagerSecrets and (settings or {}).get("delivery") == "mounted":
+            from runtime.adapters.secrets_mounted import MountedSecrets
+
+            return MountedSecrets(settings, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, settings: Mapping[str, Any], *, secrets: SecretsAdapter | None = None,
                  context: AdapterContext | None = None) -> None:
         super().__init__(settings, secrets=secrets, context=context)

@@ -103,8 +103,8 @@ CASES = [
      f"{S}:8:16", "outside allowed_file_uri_roots", "remote.file-uri"),
     ("tasks-auth-none-serverless", (BASE_MANIFEST, BASE_SETTINGS.replace('"default"', '"serverless"')),
      f"{S}:5:14", "refused under the serverless profile", "auth.none"),
-    ("hmac-without-key", _s("", ("tasks_auth = \"none\"", "tasks_auth = \"hmac\"")), f"{S}:5:14",
-     "needs [http] hmac_key", "auth.hmac-key"),
+    # hmac without [http] hmac_key is no longer an error: it defaults to secret://tasks-hmac-key
+    # (tests/compiler/test_first_hour.py)
     ("oidc-with-local-queue", _s("", ("tasks_auth = \"none\"", "tasks_auth = \"oidc\"\noidc_audience = \"a\"\n"
                                       "oidc_service_account = \"sa@p.iam.gserviceaccount.com\"")),
      f"{S}:5:14", "cannot authenticate the local queue", "auth.queue"),
