@@ -9,6 +9,7 @@ clock: the only time shown is SOURCE_DATE_EPOCH, when set.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,8 @@ class Notes:
     against: str | None
     probed: bool
     profiles: list[ProfileNotes] = field(default_factory=list)
+    #: the full commit hash `against` resolved to (None for a directory or a file)
+    against_commit: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -128,8 +131,23 @@ def _workflows(profile: ProfileArtifact, manifest: ManifestArtifact | None) -> l
                  for n in (entry.dag.nodes if entry and entry.dag else ())]
         out.append({"key": sel.key, "provider": sel.provider, "factory": sel.factory, "origin": sel.origin,
                     "nodes": nodes, "queue_category": scheduler.get("queue_category") or queue_category,
-                    "queue_provider": scheduler.get("provider")})
+                    "queue_provider": scheduler.get("provider"), "mermaid": mermaid_dag(nodes)})
     return out
+
+
+def mermaid_dag(nodes: list[dict[str, Any]]) -> list[str]:
+    """The workflow's DAG as Mermaid `graph LR` lines (GitHub draws it in the review). Node ids become
+    n0, n1, ... so any id is safe; the label shows the id, and the task when it differs."""
+    ids = {node["id"]: f"n{i}" for i, node in enumerate(nodes)}
+
+    def label(node: dict[str, Any]) -> str:
+        text = node["id"] if node["task"] == node["id"] else f"{node['id']}<br/>task {node['task']}"
+        return text.replace('"', "#quot;")
+
+    lines = ["graph LR"]
+    lines += [f'    {ids[n["id"]]}["{label(n)}"]' for n in nodes]
+    lines += [f"    {ids[d]} --> {ids[n['id']]}" for n in nodes for d in n["depends_on"] if d in ids]
+    return lines
 
 
 def _verify(paths: list[tuple[Path, str]]) -> list[dict[str, Any]]:
@@ -225,9 +243,11 @@ def _previous(against: str, build: Path, name: str, profile_files: int) -> tuple
         return label, old_profile, None, str(exc)
 
 
-def _check_against(against: str, build: Path) -> None:
+def resolve_against(against: str, build: Path) -> str | None:
+    """The full commit hash `against` names (None for a directory or an artifact file), so the notes say
+    exactly which build they compare with and every read uses that one commit, whatever HEAD does meanwhile."""
     if Path(against).exists():
-        return
+        return None
     try:
         proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{against}^{{commit}}"], cwd=build,
                               capture_output=True, text=True, timeout=60)
@@ -235,9 +255,38 @@ def _check_against(against: str, build: Path) -> None:
         raise ReportError(f"--against {against}: cannot run git: {exc}") from exc
     if proc.returncode != 0:
         raise ReportError(f"--against {against}: not a directory, an artifact file or a git revision")
+    return proc.stdout.strip()
 
 
-def _changes(old: dict | None, new: dict, old_name: str, new_name: str) -> dict[str, Any] | None:
+def _selection_paths(profile: dict[str, Any]) -> dict[str, str]:
+    """`domain/key/provider` -> the settings path its `settings` mirror (adapters.provider_settings.X)."""
+    out = {}
+    for sel in profile.get("selections") or []:
+        if isinstance(sel, dict) and sel.get("settings_path"):
+            out[f"{sel.get('domain')}/{sel.get('key')}/{sel.get('provider')}"] = sel["settings_path"]
+    return out
+
+
+_SELECTION_SETTING = re.compile(r"^\$\.selections\[(?P<sel>[^\]]+)\]\.settings\.(?P<leaf>.+)$")
+
+
+def _once(changes: list[dict[str, Any]], selection_paths: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Drop a selection's copy of a provider-setting change: the artifact holds the value twice (under
+    `settings` and in the selection), the change is one, listed at the settings path (with its provenance)."""
+    by_path = {c["path"]: c for c in changes}
+    out = []
+    for change in changes:
+        match = _SELECTION_SETTING.match(change["path"])
+        base = selection_paths.get(match["sel"]) if match else None
+        twin = by_path.get(f"$.settings.{base}.{match['leaf']}") if base else None
+        if twin is not None and (twin["op"], twin["old"], twin["new"]) == (change["op"], change["old"], change["new"]):
+            continue
+        out.append(change)
+    return out
+
+
+def _changes(old: dict | None, new: dict, old_name: str, new_name: str,
+             selection_paths: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     from compiler.diff import DiffInputError, change_dict, diff_artifacts, side_of_data
 
     if old is None:
@@ -246,7 +295,7 @@ def _changes(old: dict | None, new: dict, old_name: str, new_name: str) -> dict[
         result = diff_artifacts(side_of_data(old, old_name), side_of_data(new, new_name))
     except DiffInputError as exc:
         return {"same": False, "error": str(exc), "changes": [], "more": 0, "total": 0}
-    changes = [change_dict(c) for c in result.changes]
+    changes = _once([change_dict(c) for c in result.changes], selection_paths or {})
     return {"same": result.same, "error": None, "old_digest": old.get("digest"), "new_digest": new.get("digest"),
             "changes": changes[:DIFF_LIMIT], "more": max(0, len(changes) - DIFF_LIMIT), "total": len(changes)}
 
@@ -264,7 +313,7 @@ def _read(path: Path, root: Path) -> tuple[dict[str, Any], Any]:
 
 
 def profile_notes(root: Path, build: Path, name: str, *, against: str | None, probe: bool, demo: bool,
-                  environ: Mapping[str, str], profile_files: int) -> ProfileNotes:
+                  environ: Mapping[str, str], profile_files: int, against_label: str | None = None) -> ProfileNotes:
     profile_path = build / f"{name}_profile.json"
     if not profile_path.is_file():
         raise ReportError(f"{_shown(profile_path, root)} not found: run oneiric compile --profile {name}")
@@ -305,10 +354,13 @@ def profile_notes(root: Path, build: Path, name: str, *, against: str | None, pr
         notes.probe = run_probe(root, name, profile_path, demo, environ)
     if against is not None:
         label, old_profile, old_manifest, note = _previous(against, build, name, profile_files)
+        if against_label is not None and against_label != against:
+            label = f"git revision {against_label} ({against})"
         notes.diff = {
             "against": label,
             "note": note,
-            "profile": _changes(old_profile, profile_data, f"previous {name}_profile.json", shown_profile),
+            "profile": _changes(old_profile, profile_data, f"previous {name}_profile.json", shown_profile,
+                                _selection_paths(profile_data)),
             "manifest": _changes(old_manifest, manifest_data, f"previous {profile.manifest.path}", shown_manifest)
             if manifest_data is not None else None,
         }
@@ -323,8 +375,7 @@ def build_notes(root: Path, build: Path, names: list[str] | None, *, against: st
         names = sorted(p.name.removesuffix("_profile.json") for p in build.glob("*_profile.json"))
         if not names:
             raise ReportError(f"no compiled profiles in {_shown(build, root)}: run oneiric compile")
-    if against is not None:
-        _check_against(against, build)
+    commit = resolve_against(against, build) if against is not None else None
     epoch = environ.get("SOURCE_DATE_EPOCH")
     generated = None
     if epoch:
@@ -333,8 +384,8 @@ def build_notes(root: Path, build: Path, names: list[str] | None, *, against: st
         except (ValueError, OverflowError, OSError) as exc:
             raise ReportError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp") from exc
     notes = Notes(compiler_version=VERSION, generated_at=generated,
-                  against=against, probed=probe)
+                  against=against, probed=probe, against_commit=commit)
     for name in names:
-        notes.profiles.append(profile_notes(root, build, name, against=against, probe=probe, demo=demo,
-                                            environ=environ, profile_files=len(names)))
+        notes.profiles.append(profile_notes(root, build, name, against=commit or against, probe=probe, demo=demo,
+                                            environ=environ, profile_files=len(names), against_label=against))
     return notes

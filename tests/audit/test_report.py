@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import shutil
 import sys
 from pathlib import Path
@@ -49,7 +51,7 @@ def released(released_once: Path, tmp_path: Path) -> Path:
 def test_report_snapshot(released: Path, snapshot):
     result = run_cli("report", "--against", "HEAD", cwd=released)
     assert result.returncode == 0, result.stderr
-    assert stable(result.stdout) == snapshot
+    assert re.sub(r"\b[0-9a-f]{40}\b", "<commit>", stable(result.stdout)) == snapshot  # commits carry a time
     # deterministic: same bytes again, no clock
     assert run_cli("report", "--against", "HEAD", cwd=released).stdout == result.stdout
 
@@ -168,3 +170,29 @@ def test_new_profile_has_no_previous_build(released: Path):
     assert run_cli("compile", cwd=released).returncode == 0
     text = run_cli("report", "--profile", "staging", "--against", "HEAD", cwd=released).stdout
     assert "no previous build of profile staging" in text
+
+
+def test_report_resolves_the_revision_draws_each_dag_and_lists_each_change_once(released: Path):
+    from .helpers import git
+
+    commit = git(released, "rev-parse", "HEAD").strip()
+    text = run_cli("report", "--against", "HEAD", cwd=released).stdout
+    assert f"Compared with the previous build at `HEAD` (commit `{commit}`)." in text
+    assert f"### Changes since git revision HEAD ({commit})" in text
+    assert '```mermaid\ngraph LR\n    n0["a<br/>task extract"]\n    n1["b<br/>task load"]\n    n0 --> n1\n```' in text
+    inputs = [line for line in text.splitlines() if line.startswith("| `config/serverless.toml` | settings |")]
+    assert len(inputs) == 1 and re.search(r"\| `[0-9a-f]{64}` \|$", inputs[0]), inputs  # the full hash
+
+
+def test_a_provider_setting_change_is_listed_once(project: Path):
+    from .helpers import commit_all, git_init
+
+    git_init(project)
+    commit_all(project, "before")
+    settings = project / "config" / "serverless.toml"
+    settings.write_text(settings.read_text() + '\n[adapters.provider_settings.local]\nmax_attempts = 3\n')
+    assert run_cli("compile", cwd=project).returncode == 0
+    text = run_cli("report", "--against", "HEAD", cwd=project).stdout
+    changed = [line for line in text.splitlines() if "max_attempts" in line]
+    assert changed == ["  - `$.settings.adapters.provider_settings.local.max_attempts`: `10` -> `3` (was set at "
+                       "`schema default`, now at `config/serverless.toml:17:1`)"], changed

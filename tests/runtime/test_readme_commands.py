@@ -63,4 +63,7 @@ def test_readme_command_works_as_printed(checkout, command):
     env = clean_env()
     env["PATH"] = os.defpath  # no venv on PATH: only what the set-up command made
     done = subprocess.run(["bash", "-c", command], cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    # `manifest diff` exits 1 when the two builds differ (documented): the last commit may have changed it
+    ok = (0, 1) if " manifest diff " in command else (0,)
+    assert done.returncode in ok, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    assert "Traceback" not in done.stderr
