@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from rt_helpers import ONEIRIC, clean_env, run_cli, wait_until
+from tests.support.cli import run_cli
+from tests.support.env import ONEIRIC, clean_env, wait_until
 
 
 def _oneiric(cwd, *args, env=None, timeout=120):
@@ -52,13 +53,13 @@ def test_init_compile_orchestrate_enqueue_run_succeeds_with_no_secret_set(projec
     env = clean_env(ONEIRIC_LOGGING__FORMAT="json")
     assert not any(k.startswith("ONEIRIC_SECRET") for k in env)
     orch = orchestrators(project, ["orchestrate"], env).wait_ready()
-    queued = run_cli(["workflow", "enqueue", "ingest", "--context", '{"records": ["a", "b", "c"]}', "--json"],
-                     project, env)
+    queued = run_cli("workflow", "enqueue", "ingest", "--context", '{"records": ["a", "b", "c"]}', "--json",
+                     cwd=project, env=env)
     assert queued.returncode == 0, queued.stderr
     run_id = json.loads(queued.stdout)["run_id"]
 
     def finished():
-        out = run_cli(["workflow", "status", run_id, "--json"], project, env)
+        out = run_cli("workflow", "status", run_id, "--json", cwd=project, env=env)
         body = json.loads(out.stdout) if out.returncode == 0 else {}
         return body if body.get("status") in ("succeeded", "failed") else None
 
