@@ -187,16 +187,12 @@ def setup_mounted_project(workdir: Path, secret_values: dict[str, str]) -> tuple
     `oneiric compile` renders (build/serverless_cloudrun.yaml), its secretKeyRef variables resolved to values."""
     import yaml
 
-    project = workdir / "secrets-mounted"
-    shutil.copytree(ROOT / "deployment", project / "deployment")
-    (project / "deployment" / "manifests" / "bench.yaml").write_text(SECRETS_MANIFEST)
+    project = copy_reference(workdir / "secrets-mounted", ("deployment",))
     refs = "".join(f's{i} = "secret://bench-s{i}"\n' for i in range(SECRET_COUNT))
-    text = SETTINGS.replace('provider = "env"', 'provider = "gcp.secret_manager"\nproject_id = "oneiric-bench"')
+    text = EMBEDDED_SERVERLESS.replace('provider = "env"', 'provider = "gcp.secret_manager"\nproject_id = "oneiric-bench"')
     text += f"\n[adapters.provider_settings.memcache]\n{refs}{DEPLOY_TABLE}"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "serverless.toml").write_text(text)
-    subprocess.run([str(ROOT / ".venv" / "bin" / "oneiric"), "compile", "--project-dir", str(project),
-                    "--profile", "serverless"], check=True, capture_output=True)
+    write_project(project, SECRETS_MANIFEST, text, profile="serverless", manifest_name="bench.yaml")
+    compile_project(project)
     service = yaml.safe_load((project / "build" / "serverless_cloudrun.yaml").read_text())
     env = {}
     for item in service["spec"]["template"]["spec"]["containers"][0]["env"]:
