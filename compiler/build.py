@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler import deploy
-from compiler.diagnostics import CompileError, Diagnostic
+from compiler.diagnostics import CompileError, Diagnostic, Document
 from compiler.emit import encode
-from compiler.project import load_project, settings_for
+from compiler.project import load_project, load_settings, settings_for
 from compiler.resolve import resolve
 from runtime.locate import put_on_import_path
 
@@ -69,3 +69,24 @@ def build_project(root: Path, out_dir: Path, profiles: list[str] | None = None) 
             result.diagnostics.append(Diagnostic("deploy.render", str(exc), None, "/deploy"))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
+
+
+def check_manifests(root: Path, manifests: list[Document], profiles: list[str] | None = None) -> list[Diagnostic]:
+    """Every diagnostic `compile` would report for a project made of these manifests and root's settings files
+    (each profile, or the built-in default when there are none): what `manifest validate` and `manifest pack`
+    check, with compile's own stages, so a manifest they pass is one compile accepts."""
+    put_on_import_path(root)  # as build_project: the project's own factories are checked from their source
+    project = load_settings(root)
+    if project.errors:
+        return sorted(project.errors, key=Diagnostic.sort_key)
+    out: list[Diagnostic] = []
+    for name in sorted(set(profiles)) if profiles else project.profile_names():
+        settings = settings_for(project, name)
+        if isinstance(settings, Diagnostic):
+            out.append(settings)
+            continue
+        try:
+            resolve(name, settings, manifests, f"{name}_manifest.json", lambda manifest: "")
+        except CompileError as exc:
+            out.extend(d for d in exc.diagnostics if d not in out)
+    return sorted(out, key=Diagnostic.sort_key)

@@ -66,20 +66,20 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
 @click.pass_context
 def pack_cmd(ctx, inputs, output, fmt):
     """Pack manifests into one canonical manifest artifact (the guide's section 7 command)."""
-    from compiler import checks
+    from compiler.build import check_manifests
     from compiler.emit import EmitError, render, write_all
     from compiler.project import load_file
     from compiler.resolve import build_manifest, load_entries
 
-    root = Path(".")
+    root = project_root(ctx, None)
     docs, errors = [], []
     for path in inputs:
         doc = load_file(path, root)
         (errors.extend(doc) if isinstance(doc, list) else docs.append(doc))
     if not errors:
+        errors = check_manifests(root, docs, chosen_profiles(ctx, ()))
+    if not errors:
         entries, errors = load_entries(docs)
-        if not errors:
-            errors = checks.check_dags(entries, {d.path: d for d in docs})
     if errors:
         emit_diagnostics(sorted(errors, key=lambda d: d.sort_key()), fmt)
         ctx.exit(1)
@@ -102,7 +102,7 @@ def validate_cmd(ctx, paths, fmt):
     """Validate manifests (*.yaml) and settings (*.toml) against their schemas; every error at once."""
     from compiler.validate import validate_paths
 
-    diagnostics = validate_paths(list(paths), Path("."))
+    diagnostics = validate_paths(list(paths), project_root(ctx, None), chosen_profiles(ctx, ()))
     emit_diagnostics(diagnostics, fmt)
     if diagnostics:
         ctx.exit(1)

@@ -56,6 +56,16 @@ def load_project(root: Path) -> Project:
             project.errors.extend(doc)
         else:
             project.manifests.append(doc)
+    return _load_settings(project)
+
+
+def load_settings(root: Path) -> Project:
+    """The project's settings files only (what `manifest validate` and `manifest pack` check manifests with)."""
+    return _load_settings(Project(root))
+
+
+def _load_settings(project: Project) -> Project:
+    root = project.root
     for path in sorted((root / SETTINGS_DIR).glob("*.toml")):
         doc = load_file(path, root)
         if isinstance(doc, list):

@@ -1,17 +1,17 @@
-"""`manifest validate`: load + schema + entry checks for individual files, every error at once."""
+"""`manifest validate`: load + schema checks for individual files, and compile's checks for the manifests among
+them (with the project's settings), every error at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from compiler import checks
+from compiler.build import check_manifests
 from compiler.diagnostics import Diagnostic, Span
 from compiler.project import load_file, relative
-from compiler.resolve import load_entries
 from compiler.schema import check_document
 
 
-def validate_paths(paths: list[Path], root: Path) -> list[Diagnostic]:
+def validate_paths(paths: list[Path], root: Path, profiles: list[str] | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     manifests = []
     for path in paths:
@@ -27,8 +27,5 @@ def validate_paths(paths: list[Path], root: Path) -> list[Diagnostic]:
         else:
             manifests.append(doc)
     if manifests:
-        entries, errors = load_entries(manifests)
-        out.extend(errors)
-        if not errors:
-            out.extend(checks.check_dags(entries, {doc.path: doc for doc in manifests}))
+        out.extend(d for d in check_manifests(root, manifests, profiles) if d not in out)
     return sorted(out, key=Diagnostic.sort_key)
