@@ -99,7 +99,8 @@ def pack_cmd(ctx, inputs, output, fmt):
 @format_option
 @click.pass_context
 def validate_cmd(ctx, paths, fmt):
-    """Validate manifests (*.yaml) and settings (*.toml) against their schemas; every error at once."""
+    """Validate manifests (*.yaml) and settings (*.toml): schemas, and for manifests every check compile runs (with
+    the project's settings, or the built-in defaults); every error at once."""
     from compiler.validate import validate_paths
 
     diagnostics = validate_paths(list(paths), project_root(ctx, None), chosen_profiles(ctx, ()))
