@@ -48,15 +48,23 @@ def load_file(path: Path, root: Path) -> Document | list[Diagnostic]:
 
 def load_project(root: Path) -> Project:
     project = Project(root)
+    project.manifests, project.errors = load_manifests(root)
+    return _load_settings(project)
+
+
+def load_manifests(root: Path) -> tuple[list[Document], list[Diagnostic]]:
+    """The project's manifest files, and the errors of those that do not load."""
+    manifests: list[Document] = []
+    errors: list[Diagnostic] = []
     for path in sorted((root / MANIFEST_DIR).glob("*.y*ml")):
         if path.suffix not in (".yaml", ".yml"):
             continue
         doc = load_file(path, root)
         if isinstance(doc, list):
-            project.errors.extend(doc)
+            errors.extend(doc)
         else:
-            project.manifests.append(doc)
-    return _load_settings(project)
+            manifests.append(doc)
+    return manifests, errors
 
 
 def load_settings(root: Path) -> Project:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from compiler.build import check_manifests
 from compiler.diagnostics import Diagnostic, Span
-from compiler.project import load_file, relative
+from compiler.project import load_file, load_manifests, relative
 from compiler.schema import check_document
 
 
@@ -27,5 +27,10 @@ def validate_paths(paths: list[Path], root: Path, profiles: list[str] | None = N
         else:
             manifests.append(doc)
     if manifests:
-        out.extend(d for d in check_manifests(root, manifests, profiles) if d not in out)
+        # checked as compile checks the project they belong to: with its other manifests (a selection or a
+        # DAG may name an entry of another file); those files' own load errors are theirs to report
+        named = {doc.path for doc in manifests}
+        others = [doc for doc in load_manifests(root)[0] if doc.path not in named]
+        together = sorted(manifests + others, key=lambda doc: doc.path)
+        out.extend(d for d in check_manifests(root, together, profiles) if d not in out)
     return sorted(out, key=Diagnostic.sort_key)

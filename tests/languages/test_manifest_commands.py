@@ -62,6 +62,17 @@ def test_validate_and_pack_refuse_a_factory_outside_the_allowlist(tmp_path: Path
     assert not (root / "packed.json").exists()
 
 
+def test_validate_checks_a_file_with_the_projects_other_manifests(tmp_path: Path):
+    """A pre-commit hook validates the changed file; the workflow it defines runs a task of another file."""
+    root = _project(tmp_path, "oneiric.demo.tasks:extract")
+    (root / "deployment" / "manifests" / "flows.yaml").write_text(
+        "source: t\nentries:\n  - domain: workflow\n    key: ingest\n    provider: dag\n"
+        "    factory: runtime.workflows.engine:Engine\n    dag:\n      nodes:\n        - id: a\n          task: extract\n")
+    assert _cli("compile", cwd=root).returncode == 0
+    result = _cli("manifest", "validate", "deployment/manifests/flows.yaml", cwd=root)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_valid_manifest_still_validates_and_packs(tmp_path: Path):
     root = _project(tmp_path, "oneiric.demo.tasks:extract")
     assert _cli("manifest", "validate", M, cwd=root).returncode == 0
