@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process, run_cli
 from tests.support.projects import clone
 
 from .helpers import MANIFEST, SETTINGS, audit_project, commit_all, git_init, load, stable
 
 
 def compile_to(root: Path, out: str) -> None:
-    result = run_cli("compile", "--out", out, cwd=root)
+    result = cli_in_process("compile", "--out", out, cwd=root)
     assert result.returncode == 0, result.stderr
 
 
@@ -35,7 +35,8 @@ def project(compiled: Path, tmp_path: Path) -> Path:
 
 def test_same_artifacts_exit_0(project: Path, snapshot):
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json",
+                            cwd=project)
     assert result.returncode == 0, result.stderr
     assert stable(result.stdout) == snapshot
 
@@ -44,12 +45,13 @@ def test_changed_toml_line_reported_with_its_location(project: Path, snapshot):
     settings = project / "config" / "serverless.toml"
     settings.write_text(SETTINGS.replace("port = 8080", "port = 9090"), encoding="utf-8")
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json",
+                            cwd=project)
     assert result.returncode == 1, result.stderr
     assert "~ $.settings.http.port: 8080 -> 9090\n    at config/serverless.toml:12:1\n" in result.stdout
     assert stable(result.stdout) == snapshot
-    as_json = run_cli("manifest", "diff", "--json", "old/serverless_profile.json", "new/serverless_profile.json",
-                      cwd=project)
+    as_json = cli_in_process("manifest", "diff", "--json", "old/serverless_profile.json", "new/serverless_profile.json",
+                             cwd=project)
     assert as_json.returncode == 1
     data = json.loads(as_json.stdout)
     port = [c for c in data["changes"] if c["path"] == "$.settings.http.port"]
@@ -64,7 +66,8 @@ def test_value_from_schema_default_to_file_shows_both_provenances(project: Path)
     settings = project / "config" / "serverless.toml"
     settings.write_text(SETTINGS + '\n[logging]\nlevel = "DEBUG"\n', encoding="utf-8")
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json",
+                            cwd=project)
     assert result.returncode == 1
     assert ('~ $.settings.logging.level: "INFO" -> "DEBUG"\n'
             "    old: schema default\n"
@@ -76,7 +79,8 @@ def test_moved_line_is_a_provenance_only_change(project: Path):
     settings.write_text(SETTINGS.replace("[http]\n", "[http]\n# a comment pushes the lines down\n"),
                         encoding="utf-8")
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "old/serverless_profile.json", "new/serverless_profile.json",
+                            cwd=project)
     assert result.returncode == 1
     assert ("~ $.settings.http.port: value unchanged, set at config/serverless.toml:12:1 -> "
             "config/serverless.toml:13:1") in result.stdout
@@ -87,7 +91,8 @@ def test_added_and_removed_entries_by_identity(project: Path, snapshot):
     manifest += "  - domain: task\n    key: transform\n    provider: demo\n    factory: oneiric.demo.tasks:transform\n"
     (project / "deployment" / "manifests" / "app.yaml").write_text(manifest, encoding="utf-8")
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "old/serverless_manifest.json", "new/serverless_manifest.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "old/serverless_manifest.json", "new/serverless_manifest.json",
+                            cwd=project)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert "- $.entries[task/load/demo]: factory oneiric.demo.tasks:load, provider demo" in lines
@@ -103,8 +108,8 @@ def test_reordered_entries_are_not_a_change(project: Path, tmp_path: Path):
     assert shuffled["entries"] != data["entries"]
     shuffled["digest"] = compute_digest(shuffled)
     (tmp_path / "shuffled.json").write_bytes(pretty_bytes(shuffled))
-    result = run_cli("manifest", "diff", str(project / "old" / "serverless_manifest.json"),
-                     str(tmp_path / "shuffled.json"))
+    result = cli_in_process("manifest", "diff", str(project / "old" / "serverless_manifest.json"),
+                            str(tmp_path / "shuffled.json"))
     assert result.returncode == 0, result.stdout
     assert "no differences" in result.stdout
 
@@ -116,8 +121,8 @@ def test_reordered_yaml_only_moves_sources(project: Path):
     (project / "deployment" / "manifests" / "app.yaml").write_text(head + "entries:\n" + "".join(reversed(blocks)),
                                                                    encoding="utf-8")
     compile_to(project, "new")
-    result = run_cli("manifest", "diff", "--json", "old/serverless_manifest.json", "new/serverless_manifest.json",
-                     cwd=project)
+    result = cli_in_process("manifest", "diff", "--json", "old/serverless_manifest.json",
+                            "new/serverless_manifest.json", cwd=project)
     changes = json.loads(result.stdout)["changes"]
     # the same four entries; only where each one starts in the YAML (and the file hash) moved
     assert {c["op"] for c in changes} == {"changed"}
@@ -155,7 +160,7 @@ def test_rev_path_through_git(project: Path):
     (("old/serverless_profile.json", "nosuchrev:build/x.json"), "git show failed"),
 ])
 def test_usage_errors_exit_2(project: Path, args, message):
-    result = run_cli("manifest", "diff", *args, cwd=project)
+    result = cli_in_process("manifest", "diff", *args, cwd=project)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
     assert result.stdout == ""
@@ -163,6 +168,6 @@ def test_usage_errors_exit_2(project: Path, args, message):
 
 def test_unknown_format_exit_2(project: Path):
     (project / "other.json").write_text('{"format": "something/1"}\n')
-    result = run_cli("manifest", "diff", "other.json", "old/serverless_manifest.json", cwd=project)
+    result = cli_in_process("manifest", "diff", "other.json", "old/serverless_manifest.json", cwd=project)
     assert result.returncode == 2
     assert "unknown artifact format 'something/1'" in result.stderr

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
-from tests.support.env import clean_env
+from tests.support.cli import cli_in_process, run_cli
 from tests.support.projects import clone
 
 from .helpers import SETTINGS, audit_project, commit_all, git_init, stable
@@ -22,7 +21,7 @@ PROBE_ENV = {"ONEIRIC_SECRET_TASKS_HMAC_KEY": "k" * 32}
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
     root = audit_project(tmp_path_factory.mktemp("report") / "proj")
-    assert run_cli("compile", cwd=root).returncode == 0
+    assert cli_in_process("compile", cwd=root).returncode == 0
     return root
 
 
@@ -34,7 +33,7 @@ def released_once(compiled: Path, tmp_path_factory) -> Path:
     commit_all(root, "release 1")
     settings = root / "config" / "serverless.toml"
     settings.write_text(SETTINGS.replace("port = 8080", "port = 9090") + '\n[logging]\nlevel = "DEBUG"\n')
-    assert run_cli("compile", cwd=root).returncode == 0
+    assert cli_in_process("compile", cwd=root).returncode == 0
     return root
 
 
@@ -57,7 +56,7 @@ def test_report_snapshot(released: Path, snapshot):
 
 
 def test_report_sections(released: Path):
-    text = run_cli("report", "--against", "HEAD", cwd=released).stdout
+    text = cli_in_process("report", "--against", "HEAD", cwd=released).stdout
     assert "| effective `runtime.supervisor.enabled` | `true` |" in text
     assert "| decided by | profile default (serverless) |" in text
     assert "Provider `env`, set at `config/serverless.toml:5:1`." in text
@@ -78,17 +77,17 @@ def test_against_a_directory_equals_against_git(released: Path, tmp_path: Path):
 
     for name in ("serverless_profile.json", "serverless_manifest.json"):
         (previous / name).write_text(git(released, "show", f"HEAD:build/{name}"))
-    by_dir = run_cli("report", "--against", str(previous), cwd=released).stdout
-    by_git = run_cli("report", "--against", "HEAD", cwd=released).stdout
+    by_dir = cli_in_process("report", "--against", str(previous), cwd=released).stdout
+    by_git = cli_in_process("report", "--against", "HEAD", cwd=released).stdout
     strip = lambda t: [l for l in t.splitlines() if "previous build" not in l and "Changes since" not in l]
     assert strip(by_dir) == strip(by_git)
-    by_file = run_cli("report", "--against", str(previous / "serverless_profile.json"), cwd=released).stdout
+    by_file = cli_in_process("report", "--against", str(previous / "serverless_profile.json"), cwd=released).stdout
     assert strip(by_file) == strip(by_git)
 
 
 def test_env_override_and_source_date_epoch(project: Path):
-    result = run_cli("report", cwd=project, env=clean_env(ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="false",
-                                                       SOURCE_DATE_EPOCH="1700000000"))
+    result = cli_in_process("report", cwd=project, env={"ONEIRIC_RUNTIME_SUPERVISOR__ENABLED": "false",
+                            "SOURCE_DATE_EPOCH": "1700000000"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Release notes (2023-11-14T22:13:20Z)\n")
     assert "| effective `runtime.supervisor.enabled` | `false` |" in result.stdout
@@ -99,20 +98,20 @@ def test_env_override_and_source_date_epoch(project: Path):
 def test_settings_file_sets_the_supervisor(project: Path):
     settings = project / "config" / "serverless.toml"
     settings.write_text(SETTINGS + "\n[runtime.supervisor]\nenabled = false\n")
-    assert run_cli("compile", cwd=project).returncode == 0
-    text = run_cli("report", cwd=project).stdout
+    assert cli_in_process("compile", cwd=project).returncode == 0
+    text = cli_in_process("report", cwd=project).stdout
     assert "| decided by | settings file (config/serverless.toml:17:1) |" in text
 
 
 def test_probe_includes_secrets_and_status(project: Path):
-    ready = run_cli("report", "--probe", cwd=project, env=clean_env(**PROBE_ENV))
+    ready = cli_in_process("report", "--probe", cwd=project, env=PROBE_ENV)
     assert ready.returncode == 0, ready.stderr
     assert ("Live probe (`python -m oneiric.cli --profile serverless health --probe --json`): secrets `env` "
             "status **ready**; overall health **healthy**, activity state `accepting`, supervisor enabled `true`.") \
         in ready.stdout
     assert ("| `vector` | `memory` | `oneiric.demo.vector:MemoryVectorStore` | selected at config/serverless.toml:8:1 "
             "| yes | ready |") in ready.stdout
-    missing = run_cli("report", "--probe", cwd=project)
+    missing = cli_in_process("report", "--probe", cwd=project)
     assert "secrets `env` status **missing**, missing `tasks-hmac-key`" in missing.stdout
 
 
@@ -130,7 +129,7 @@ def test_output_and_custom_template(project: Path, tmp_path: Path):
     template = tmp_path / "mine.md.j2"
     template.write_text("{% for p in profiles %}{{ p.name }} {{ p.supervisor.effective }} "
                         "{{ p.secrets.provider }}\n{% endfor %}")
-    result = run_cli("report", "--template", str(template), "--output", "notes.md", cwd=project)
+    result = cli_in_process("report", "--template", str(template), "--output", "notes.md", cwd=project)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "wrote notes.md\n"
     assert (project / "notes.md").read_text() == "serverless True env\n"
@@ -139,7 +138,7 @@ def test_output_and_custom_template(project: Path, tmp_path: Path):
 def test_broken_artifact_fails_with_notes(project: Path):
     path = project / "build" / "serverless_manifest.json"
     path.write_text(path.read_text().replace('"demo"', '"dem0"', 1))
-    result = run_cli("report", cwd=project)
+    result = cli_in_process("report", cwd=project)
     assert result.returncode == 1
     assert "**Warning: some artifacts failed verification" in result.stdout
     assert "- `build/serverless_manifest.json`: **FAILED**: digest mismatch" in result.stdout
@@ -151,13 +150,13 @@ def test_broken_artifact_fails_with_notes(project: Path):
 ])
 def test_report_errors(project: Path, args, message):
     git_init(project)
-    result = run_cli("report", *args, cwd=project)
+    result = cli_in_process("report", *args, cwd=project)
     assert result.returncode == 1
     assert message in result.stderr
 
 
 def test_no_build(tmp_path: Path):
-    result = run_cli("report", cwd=tmp_path)
+    result = cli_in_process("report", cwd=tmp_path)
     assert result.returncode == 1
     assert "no compiled profiles in build: run oneiric compile" in result.stderr
 
@@ -167,8 +166,8 @@ def test_new_profile_has_no_previous_build(released: Path):
     staging = released / "config" / "staging.toml"
     staging.write_text(staging.read_text().replace(
         'name = "serverless"', 'name = "staging"\n\n[profiles.staging]\nextends = "serverless"'))
-    assert run_cli("compile", cwd=released).returncode == 0
-    text = run_cli("report", "--profile", "staging", "--against", "HEAD", cwd=released).stdout
+    assert cli_in_process("compile", cwd=released).returncode == 0
+    text = cli_in_process("report", "--profile", "staging", "--against", "HEAD", cwd=released).stdout
     assert "no previous build of profile staging" in text
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process
 
 from .helpers import MANIFEST, SETTINGS, audit_project
 
@@ -31,13 +31,13 @@ BROKEN_MANIFEST = MANIFEST.replace("    provider: demo\n", "    proivder: demo\n
 
 def test_compile_errors_as_sarif(tmp_path: Path):
     root = audit_project(tmp_path / "p", manifest=BROKEN_MANIFEST)
-    result = run_cli("compile", "--format", "sarif", cwd=root)
+    result = cli_in_process("compile", "--format", "sarif", cwd=root)
     assert result.returncode == 1
     log = check_sarif(result.stdout)
     run = log["runs"][0]
     assert run["tool"]["driver"]["name"] == "oneiric"
     # the same findings as --format json, with the same positions
-    as_json = json.loads(run_cli("compile", "--format", "json", cwd=root).stdout)
+    as_json = json.loads(cli_in_process("compile", "--format", "json", cwd=root).stdout)
     got = [(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
             r["locations"][0]["physicalLocation"]["region"]["startLine"],
             r["locations"][0]["physicalLocation"]["region"]["startColumn"]) for r in run["results"]]
@@ -54,8 +54,8 @@ def test_compile_errors_as_sarif(tmp_path: Path):
 def test_validate_errors_as_sarif(tmp_path: Path):
     root = audit_project(tmp_path / "p", manifest=BROKEN_MANIFEST,
                          settings=SETTINGS + "\n[htpp]\nport = 1\n")
-    result = run_cli("manifest", "validate", "--format", "sarif", "deployment/manifests/app.yaml",
-                     "config/serverless.toml", cwd=root)
+    result = cli_in_process("manifest", "validate", "--format", "sarif", "deployment/manifests/app.yaml",
+                            "config/serverless.toml", cwd=root)
     assert result.returncode == 1
     log = check_sarif(result.stdout)
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
@@ -67,14 +67,14 @@ def test_validate_errors_as_sarif(tmp_path: Path):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
     root = audit_project(tmp_path_factory.mktemp("sarif") / "p")
-    assert run_cli("compile", cwd=root).returncode == 0
+    assert cli_in_process("compile", cwd=root).returncode == 0
     return root
 
 
 @pytest.mark.parametrize("args", [("compile", "--check"), ("manifest", "validate", "deployment/manifests/app.yaml")])
 def test_success_is_an_empty_valid_run(compiled: Path, args):
     root = compiled
-    result = run_cli(*args, "--format", "sarif", cwd=root)
+    result = cli_in_process(*args, "--format", "sarif", cwd=root)
     assert result.returncode == 0, result.stderr
     log = check_sarif(result.stdout)
     assert log["runs"][0]["results"] == []
@@ -83,7 +83,7 @@ def test_success_is_an_empty_valid_run(compiled: Path, args):
 def test_project_level_error_has_no_location(tmp_path: Path):
     root = tmp_path / "empty"
     (root / "config").mkdir(parents=True)
-    result = run_cli("compile", "--format", "sarif", cwd=root)
+    result = cli_in_process("compile", "--format", "sarif", cwd=root)
     assert result.returncode == 1
     log = check_sarif(result.stdout)
     (only,) = log["runs"][0]["results"]

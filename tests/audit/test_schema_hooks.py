@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from runtime.about import SCHEMA_DIR
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process
 from tests.support.env import ROOT, clean_env
 from tests.support.projects import clone
 
@@ -31,12 +31,12 @@ HOOKS = {hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.
 
 
 def test_schema_list_print_and_export(tmp_path: Path):
-    listing = run_cli("schema")
+    listing = cli_in_process("schema")
     assert listing.returncode == 0
     assert re.search(r"^settings +settings\.schema\.json$", listing.stdout, re.M)
-    printed = run_cli("schema", "settings")
+    printed = cli_in_process("schema", "settings")
     assert printed.stdout == (SCHEMA_DIR / "settings.schema.json").read_text()
-    result = run_cli("schema", "--output", str(tmp_path / "out"))
+    result = cli_in_process("schema", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     expected = sorted(p.relative_to(SCHEMA_DIR).as_posix() for p in SCHEMA_DIR.rglob("*.json"))
     got = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
@@ -44,7 +44,7 @@ def test_schema_list_print_and_export(tmp_path: Path):
     for rel in expected:
         assert (tmp_path / "out" / rel).read_bytes() == (SCHEMA_DIR / rel).read_bytes()
         json.loads((tmp_path / "out" / rel).read_text())
-    unknown = run_cli("schema", "setings")
+    unknown = cli_in_process("schema", "setings")
     assert unknown.returncode == 2 and "unknown schema 'setings'" in unknown.stderr
 
 
@@ -91,7 +91,7 @@ def run_hook(repo: Path, hook_id: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def repo_once(tmp_path_factory) -> Path:
     root = audit_project(tmp_path_factory.mktemp("hooks") / "consumer")
-    assert run_cli("compile", cwd=root).returncode == 0
+    assert cli_in_process("compile", cwd=root).returncode == 0
     git_init(root)
     commit_all(root, "initial")
     return root
@@ -109,7 +109,7 @@ def stage(repo: Path) -> None:
 def test_hooks_pass_on_a_clean_change(repo: Path):
     manifest = repo / "deployment" / "manifests" / "app.yaml"
     manifest.write_text(MANIFEST.replace("default: 8", "default: 16"))
-    assert run_cli("compile", cwd=repo).returncode == 0
+    assert cli_in_process("compile", cwd=repo).returncode == 0
     stage(repo)
     for hook_id in HOOKS:
         result = run_hook(repo, hook_id)

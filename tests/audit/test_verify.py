@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.canonical import compute_digest, pretty_bytes
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process
 from tests.support.projects import clone
 
 from .helpers import audit_project, stable
@@ -19,7 +19,7 @@ ARTIFACTS = ("build/serverless_manifest.json", "build/serverless_profile.json")
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
     root = audit_project(tmp_path_factory.mktemp("verify") / "proj")
-    result = run_cli("compile", cwd=root)
+    result = cli_in_process("compile", cwd=root)
     assert result.returncode == 0, result.stderr
     return root
 
@@ -30,7 +30,7 @@ def project(compiled: Path, tmp_path: Path) -> Path:
 
 
 def verify(root: Path, *paths: str):
-    return run_cli("manifest", "verify", *(paths or ARTIFACTS), cwd=root)
+    return cli_in_process("manifest", "verify", *(paths or ARTIFACTS), cwd=root)
 
 
 def test_fresh_build_verifies(project: Path, snapshot):
@@ -40,7 +40,7 @@ def test_fresh_build_verifies(project: Path, snapshot):
 
 
 def test_json_output(project: Path):
-    result = run_cli("manifest", "verify", "--json", *ARTIFACTS, cwd=project)
+    result = cli_in_process("manifest", "verify", "--json", *ARTIFACTS, cwd=project)
     assert result.returncode == 0
     data = json.loads(result.stdout)
     assert [(r["path"], r["kind"], r["ok"]) for r in data] == [
@@ -116,7 +116,7 @@ def test_artifact_alone_skips_missing_inputs(project: Path, tmp_path: Path):
     lone.mkdir(parents=True)
     for name in ("serverless_manifest.json", "serverless_profile.json"):
         (lone / name).write_bytes((project / "build" / name).read_bytes())
-    result = run_cli("manifest", "verify", str(lone / "serverless_profile.json"))
+    result = cli_in_process("manifest", "verify", str(lone / "serverless_profile.json"))
     assert result.returncode == 0, result.stdout
     assert "not on disk, not checked: config/serverless.toml, deployment/manifests/app.yaml" in result.stdout
 

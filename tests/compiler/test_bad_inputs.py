@@ -1,4 +1,8 @@
-"""One bad input per diagnostic: `oneiric compile` (a real subprocess) exits 1 and names file:line:col."""
+"""One bad input per diagnostic: `oneiric compile` exits 1 and names file:line:col.
+
+The cases run the command line in process (tests.support.cli.cli_in_process); one test runs the real
+subprocess to prove the same output reaches a terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.compiler.inputs import BASE_MANIFEST, BASE_SETTINGS
-from tests.support.cli import run_cli
+from tests.support.cli import cli_in_process, run_cli
 from tests.support.projects import write_project
 
 M = "deployment/manifests/app.yaml"
@@ -125,12 +129,12 @@ def test_bad_input_is_reported_with_position(tmp_path: Path, case_id, inputs, lo
     build.mkdir()
     (build / "default_profile.json").write_text("previous\n")
 
-    text = run_cli("compile", "--project-dir", str(root), cwd=root)
+    text = cli_in_process("compile", "--project-dir", str(root), cwd=root)
     assert text.returncode == 1, text.stdout + text.stderr
     lines = [l for l in text.stderr.splitlines() if ": error: " in l]
     assert any(l.startswith(location) and fragment in l for l in lines), text.stderr
 
-    as_json = run_cli("compile", "--project-dir", str(root), "--format", "json", cwd=root)
+    as_json = cli_in_process("compile", "--project-dir", str(root), "--format", "json", cwd=root)
     assert as_json.returncode == 1
     found = json.loads(as_json.stdout)
     assert rule in {d["rule"] for d in found}
@@ -158,6 +162,6 @@ def test_every_error_is_reported_at_once_sorted_by_position(tmp_path: Path):
 def test_github_format_emits_workflow_annotations(tmp_path: Path):
     root = write_project(tmp_path / "proj", BASE_MANIFEST.replace("    provider: demo\n", "    proivder: demo\n"),
                          BASE_SETTINGS)
-    result = run_cli("compile", "--project-dir", str(root), "--format", "github", cwd=root)
+    result = cli_in_process("compile", "--project-dir", str(root), "--format", "github", cwd=root)
     assert result.returncode == 1
     assert f"::error file={M},line=5,col=5,title=schema.unknown-key::$.entries[0].proivder: unknown key" in result.stdout

@@ -1,4 +1,7 @@
-"""The reference project compiles to the committed, byte-reproducible artifacts; the CLI verbs around it."""
+"""The reference project compiles to the committed, byte-reproducible artifacts; the CLI verbs around it.
+
+The reference compile, usage errors, the routing of runtime verbs and `--config` run the real command line
+as a subprocess; the other cases call it in process (tests.support.cli.cli_in_process)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ import pytest
 
 from runtime.canonical import compute_digest
 from tests.compiler.inputs import BASE_MANIFEST
-from tests.support.cli import run_cli
-from tests.support.env import ROOT, clean_env
+from tests.support.cli import cli_in_process, run_cli
+from tests.support.env import ROOT
 from tests.support.projects import copy_reference, write_project
 
 
@@ -37,7 +40,7 @@ def test_committed_build_matches_a_fresh_compile(compiled: Path):
 
 def test_two_directories_give_identical_bytes(tmp_path: Path, compiled: Path):
     other = copy_reference(tmp_path / "somewhere" / "else entirely")
-    result = run_cli("compile", "--project-dir", str(other), cwd=tmp_path)
+    result = cli_in_process("compile", "--project-dir", str(other), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for path in compiled.iterdir():
         assert (other / "build" / path.name).read_bytes() == path.read_bytes()
@@ -90,13 +93,13 @@ def test_default_profile_selects_embedded_defaults_only(compiled: Path):
 
 def test_check_detects_a_stale_build(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
-    assert run_cli("compile", "--project-dir", str(root)).returncode == 0
-    ok = run_cli("compile", "--project-dir", str(root), "--check")
+    assert cli_in_process("compile", "--project-dir", str(root)).returncode == 0
+    ok = cli_in_process("compile", "--project-dir", str(root), "--check")
     assert ok.returncode == 0, ok.stderr
     settings = root / "config" / "serverless.toml"
     settings.write_text(settings.read_text().replace("cache_ttl_seconds = 300", "cache_ttl_seconds = 60"))
     before = (root / "build" / "serverless_profile.json").read_bytes()
-    stale = run_cli("compile", "--project-dir", str(root), "--check")
+    stale = cli_in_process("compile", "--project-dir", str(root), "--check")
     assert stale.returncode == 1
     assert "serverless_profile.json is stale: run oneiric compile" in stale.stderr
     assert (root / "build" / "serverless_profile.json").read_bytes() == before  # --check writes nothing
@@ -104,11 +107,11 @@ def test_check_detects_a_stale_build(tmp_path: Path):
 
 def test_failed_compile_leaves_build_byte_identical(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
-    assert run_cli("compile", "--project-dir", str(root)).returncode == 0
+    assert cli_in_process("compile", "--project-dir", str(root)).returncode == 0
     before = {p.name: p.read_bytes() for p in (root / "build").iterdir()}
     settings = root / "config" / "default.toml"
     settings.write_text(settings.read_text() + "\n[htpp]\nport = 1\n")
-    result = run_cli("compile", "--project-dir", str(root))
+    result = cli_in_process("compile", "--project-dir", str(root))
     assert result.returncode == 1
     assert {p.name: p.read_bytes() for p in (root / "build").iterdir()} == before
 
@@ -117,7 +120,7 @@ def test_unwritable_output_gives_clear_error_and_writes_nothing(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output directory should be\n")
-    result = run_cli("compile", "--project-dir", str(root), "--out", str(blocker / "build"))
+    result = cli_in_process("compile", "--project-dir", str(root), "--out", str(blocker / "build"))
     assert result.returncode == 1
     assert "nothing was written" in result.stderr
     assert blocker.read_text() == "a file where the output directory should be\n"
@@ -126,7 +129,7 @@ def test_unwritable_output_gives_clear_error_and_writes_nothing(tmp_path: Path):
 
 def test_profile_option_compiles_only_that_profile(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
-    result = run_cli("compile", "--project-dir", str(root), "--profile", "serverless")
+    result = cli_in_process("compile", "--project-dir", str(root), "--profile", "serverless")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (root / "build").iterdir()) == ["serverless_manifest.json", "serverless_profile.json"]
 
@@ -135,7 +138,7 @@ def test_custom_profile_extends_serverless(tmp_path: Path):
     root = write_project(tmp_path / "p", BASE_MANIFEST, '[profile]\nname = "staging"\n\n[profiles.staging]\n'
                          'extends = "serverless"\nsupervisor_enabled = false\n\n[http]\ntasks_auth = "hmac"\n'
                          'hmac_key = "secret://k"\n', profile="staging")
-    result = run_cli("compile", "--project-dir", str(root))
+    result = cli_in_process("compile", "--project-dir", str(root))
     assert result.returncode == 0, result.stderr
     profile = json.loads((root / "build" / "staging_profile.json").read_text())
     assert profile["profile"]["base"] == "serverless"
@@ -146,8 +149,8 @@ def test_custom_profile_extends_serverless(tmp_path: Path):
 
 def test_manifest_pack_matches_the_guides_command(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
-    result = run_cli("manifest", "pack", "--input", "deployment/manifests/serverless.yaml",
-                     "--output", "build/serverless_manifest.json", cwd=root)
+    result = cli_in_process("manifest", "pack", "--input", "deployment/manifests/serverless.yaml",
+                            "--output", "build/serverless_manifest.json", cwd=root)
     assert result.returncode == 0, result.stderr
     packed = json.loads((root / "build" / "serverless_manifest.json").read_text())
     assert packed["format"] == "oneiric.manifest/1"
@@ -160,13 +163,14 @@ def test_manifest_pack_matches_the_guides_command(tmp_path: Path):
 
 
 def test_manifest_validate_reports_every_file(tmp_path: Path):
-    good = run_cli("manifest", "validate", "deployment/manifests/serverless.yaml", "config/serverless.toml", cwd=ROOT)
+    good = cli_in_process("manifest", "validate", "deployment/manifests/serverless.yaml", "config/serverless.toml",
+                          cwd=ROOT)
     assert good.returncode == 0, good.stderr
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("source: x\nentries:\n  - domain: task\n    key: k\n")
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[http]\nprot = 1\n")
-    result = run_cli("manifest", "validate", "bad.yaml", "bad.toml", cwd=tmp_path)
+    result = cli_in_process("manifest", "validate", "bad.yaml", "bad.toml", cwd=tmp_path)
     assert result.returncode == 1
     assert "bad.toml:2:1: error: $.http.prot: unknown key 'prot' (did you mean 'port'?)" in result.stderr
     assert "bad.yaml:3:5: error: $.entries[0]: missing required key 'factory'" in result.stderr
@@ -174,27 +178,27 @@ def test_manifest_validate_reports_every_file(tmp_path: Path):
 
 def test_explain_shows_every_layer_winner_last(tmp_path: Path):
     root = copy_reference(tmp_path / "p")
-    result = run_cli("explain", "runtime.supervisor.enabled", "--profile", "serverless", "--project-dir", str(root),
-                     "--json", env=clean_env(ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="false"))
+    result = cli_in_process("explain", "runtime.supervisor.enabled", "--profile", "serverless",
+                            "--project-dir", str(root), "--json", env={"ONEIRIC_RUNTIME_SUPERVISOR__ENABLED": "false"})
     assert result.returncode == 0, result.stderr
     layers = json.loads(result.stdout)
     assert [l["layer"] for l in layers] == ["profile:serverless", "environment"]
     assert layers[-1]["value"] == "false"
-    dsn = run_cli("explain", "adapters.provider_settings.pgvector.dsn", "--profile", "serverless",
-                  "--project-dir", str(root), "--json",
-                  env=clean_env(ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN="postgresql://x"))
+    dsn = cli_in_process("explain", "adapters.provider_settings.pgvector.dsn", "--profile", "serverless",
+                         "--project-dir", str(root), "--json",
+                         env={"ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN": "postgresql://x"})
     chain = json.loads(dsn.stdout)
     assert [l["layer"] for l in chain] == ["settings file", "environment (ignored: key holds a secret reference)",
                                            "secret"]
     assert chain[0]["origin"] == "config/serverless.toml:21:1"
-    port = json.loads(run_cli("explain", "http.port", "--project-dir", str(root), "--json").stdout)
+    port = json.loads(cli_in_process("explain", "http.port", "--project-dir", str(root), "--json").stdout)
     assert port == [{"layer": "schema default", "value": 8080, "origin": "schemas/settings.schema.json"}]
 
 
 def test_config_naming_a_profile_artifact_finds_its_project_like_the_runtime(tmp_path: Path):
     """`--config build/x_profile.json` means the project above build/, for the compiler as for the runtime."""
     root = copy_reference(tmp_path / "p")
-    assert run_cli("compile", cwd=root).returncode == 0
+    assert cli_in_process("compile", cwd=root).returncode == 0
     artifact = root / "build" / "serverless_profile.json"
     check = run_cli("--config", str(artifact), "compile", "--check", "--profile", "serverless", cwd=tmp_path)
     assert check.returncode == 0, check.stderr
@@ -255,7 +259,7 @@ def test_oidc_audience_must_match_what_cloud_tasks_signs(tmp_path: Path):
     text = settings.read_text()
     settings.write_text(text.replace('oidc_audience = "https://oneiric-runtime-xxxxxxxx-uc.a.run.app/tasks/workflow"',
                                      'oidc_audience = "https://elsewhere.example/tasks/workflow"'))
-    result = run_cli("compile", "--project-dir", str(root), "--profile", "serverless", "--format", "json")
+    result = cli_in_process("compile", "--project-dir", str(root), "--profile", "serverless", "--format", "json")
     assert result.returncode == 1
     [finding] = json.loads(result.stdout)
     assert (finding["rule"], finding["file"], finding["line"]) == ("auth.queue", "config/serverless.toml", 32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -31,3 +32,16 @@ def compile_in_process(root: Path, profiles: list[str] | None = None) -> dict[Pa
     assert result.ok, "\n".join(str(d) for d in result.diagnostics)
     write_all(result.files)
     return result.files
+
+
+def cli_in_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The compiler's command line run in this process: the same commands and output as `run_cli`, without
+    an interpreter start-up per call. `env` holds variables to set for the call (not a whole environment);
+    an exception escapes instead of becoming exit 1, so a traceback fails the test where it happens."""
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+
+    with contextlib.chdir(cwd or Path.cwd()):
+        result = CliRunner().invoke(cli, list(args), env=env, prog_name="oneiric", catch_exceptions=False)
+    return subprocess.CompletedProcess(["oneiric", *args], result.exit_code, result.stdout, result.stderr)
