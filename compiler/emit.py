@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from compiler.convert import unstructure
 from runtime.canonical import compute_digest, pretty_bytes
+from runtime.model import replace
 
 
 def to_json(artifact: Any) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from compiler.builtins import PROFILES
 from compiler.diagnostics import Diagnostic, Document, suggest
-from runtime.model import Profile, Toggles
+from runtime.model import Profile, Toggles, replace
 
 _TOGGLE_NAMES = ("watchers_enabled", "remote_enabled", "inline_manifest_only", "supervisor_enabled")
 

@@ -1,4 +1,4 @@
-"""The one reader of compiled artifacts: bytes -> JSON object -> digest check -> runtime.model dataclasses.
+"""The one reader of compiled artifacts: bytes -> JSON object -> digest check -> runtime.model objects.
 
 The runtime loads and verifies through `load_artifacts`; the compiler's audit commands (verify, diff,
 report, procfile) read through `parse`, `kind_of` and the decoders here, so every reader agrees on what
@@ -7,7 +7,6 @@ an artifact is. Standard library only.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -99,13 +98,10 @@ def read_verified(path: Path, expected_format: str, *, base: Path | None = None)
 # ---------------------------------------------------------------- decoding
 
 def _build(cls: type, data: Any, where: str) -> Any:
-    """Build a model dataclass from a JSON object; unknown keys are ignored, missing ones take defaults."""
+    """Build a model object from a JSON object; unknown keys are ignored, missing ones take defaults."""
     if not isinstance(data, dict):
         raise ArtifactError(f"{where}: expected an object for {cls.__name__}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = data[f.name]
+    kwargs = {name: data[name] for name in model.fields(cls) if name in data}
     try:
         return cls(**kwargs)
     except TypeError as exc:

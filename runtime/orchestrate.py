@@ -85,10 +85,15 @@ def orchestrate(options: Any) -> int:
         except OSError as exc:
             rt.log("ERROR", "cannot write the health file", error=str(exc), path=str(rt.health_path))
     helpers = _start_default_profile_helpers(rt, options)
+    debug: dict[str, Any] = {}
+    if app is not None and app.debug_modules:  # what the first 200 needed: nothing is imported after this
+        from runtime.app import loaded_modules  # until the warm-up below, which waits for that 200
+
+        debug["modules"] = loaded_modules()
     rt.log("INFO", "ready", activity_state=rt.activity_state(), profile=rt.profile.profile.name,
            manifest_digest=rt.manifest.digest, supervisor_enabled=rt.supervisor_enabled,
            watchers_enabled=rt.watchers_enabled, remote_enabled=rt.remote_enabled,
-           adapters={k: v["status"] for k, v in rt.adapter_status.items()})
+           adapters={k: v["status"] for k, v in rt.adapter_status.items()}, **debug)
     threading.Thread(target=_warm, args=(rt, app), name="oneiric-warm", daemon=True).start()
 
     while not stop.wait(0.5):

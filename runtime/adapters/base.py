@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from runtime.model import Record
 
 
 class AdapterError(Exception):
@@ -43,15 +44,19 @@ class SecretValue:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class AdapterContext:
-    """What an adapter may know about where it runs."""
+class AdapterContext(Record):
+    """What an adapter may know about where it runs (immutable, like the model classes)."""
 
+    __slots__ = ("project_dir", "cache_dir", "profile", "log", "extra")
     project_dir: Path
     cache_dir: Path
     profile: str
-    log: Any = None  # a callable log(severity, message, **fields) or None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    log: Any  # a callable log(severity, message, **fields) or None
+    extra: Mapping[str, Any]
+
+    def __init__(self, project_dir: Path, cache_dir: Path, profile: str, log: Any = None,
+                 extra: Mapping[str, Any] | None = None) -> None:
+        self._fill(project_dir, cache_dir, profile, log, {} if extra is None else extra)
 
 
 class Adapter:

@@ -16,13 +16,15 @@ until `max_attempts` failed dispatches, after which the task is kept as `dead`.
 A 503 (the receiver is paused, draining or starting) is retried the same way
 but does not count toward `max_attempts`: a pause longer than the retry budget
 must not lose the tasks it holds back.
+
+`sqlite3` is imported, and the database opened, on first use (an enqueue, a health probe, the
+dispatcher's start), not in `activate()`: the server answers its first 200 before either happens.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -94,7 +96,7 @@ class LocalQueue(Adapter):
         self.target_url: str | None = self.settings.get("http_target_url")
         self._signer: Signer | None = None
         self._log: Callable[..., None] | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None  # the sqlite3 connection, opened by _db() on first use
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -106,19 +108,34 @@ class LocalQueue(Adapter):
     # -- lifecycle --------------------------------------------------------------
 
     def activate(self) -> None:
-        if self._conn is not None:
+        """Make the cache dir; the database itself is opened by the first call that needs it."""
+        if self.path is not None:
             return
         cache_dir = Path(self.context.cache_dir) if self.context is not None else Path(".oneiric_cache")
-        self.path = cache_dir / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        path = cache_dir / FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         if self.context is not None and self.context.log is not None and self._log is None:
             self._log = self.context.log
+
+    def _db(self) -> Any:
+        """The open connection (opening the database, WAL, on the first call)."""
+        with self._lock:
+            if self._conn is None:
+                import sqlite3
+
+                self.activate()
+                conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
+                try:
+                    conn.execute("PRAGMA busy_timeout=10000")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(_SCHEMA)
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
+            return self._conn
 
     def bind(self, *, target_url: str | None = None, signer: Signer | None = None,
              log: Callable[..., None] | None = None) -> None:
@@ -131,7 +148,7 @@ class LocalQueue(Adapter):
 
     def start(self, workers: int = 4) -> None:
         """Start the dispatcher threads (idempotent)."""
-        self.activate()
+        self._db()
         if self.state == "running":
             return
         if not self.target_url:
@@ -164,8 +181,9 @@ class LocalQueue(Adapter):
                 self._conn = None
 
     def health(self) -> dict[str, Any]:
+        import sqlite3
+
         try:
-            self.activate()
             counts = dict(self._query("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
         except (sqlite3.Error, OSError) as exc:
             return {"status": "error", "detail": f"queue database: {exc}"}
@@ -180,10 +198,9 @@ class LocalQueue(Adapter):
 
         `headers` are ignored: the dispatcher signs each attempt itself.
         """
-        self.activate()
         now = time.time()
         with self._lock:
-            cur = self._conn.execute(
+            cur = self._db().execute(
                 "INSERT OR IGNORE INTO tasks (name, queue, body, status, created_at, next_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?)", (task_name, self.queue, body, "pending", now, now, now))
         self._wake.set()
@@ -200,7 +217,7 @@ class LocalQueue(Adapter):
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+            return self._db().execute(sql, args).fetchall()
 
     def _reclaim_orphans(self) -> None:
         """Leases held by a process that no longer exists go back to pending (a restart mid-delivery)."""
@@ -227,6 +244,8 @@ class LocalQueue(Adapter):
         return max(0.01, min(POLL_SECONDS, nxt - time.time()))
 
     def _loop(self) -> None:
+        import sqlite3
+
         while not self._stop.is_set():
             try:
                 leased = self._lease()

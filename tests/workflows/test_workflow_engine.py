@@ -229,13 +229,13 @@ def test_engine_lets_an_admitted_run_finish_while_the_process_is_stopping(tmp_pa
 
 
 def test_engine_follows_a_manifest_swap(tmp_path):
-    import dataclasses
+    from runtime.model import replace
 
     rt = FakeRuntime(tmp_path)
     engine = _engine(rt)
     assert engine.workflow("ingest") is not None and engine.workflow("later") is None
     extra = workflow_entry("later", [node("x", "noop")])
-    rt.manifest = dataclasses.replace(rt.manifest, entries=rt.manifest.entries + (extra,))
+    rt.manifest = replace(rt.manifest, entries=rt.manifest.entries + (extra,))
     assert engine.workflow("later") is not None
     assert _run(engine, "later", {}).result == {"x": {"ok": True}}
 

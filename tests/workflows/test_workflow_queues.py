@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runtime.adapters.base import AdapterContext
+from runtime.adapters.base import AdapterContext, AdapterError
 from runtime.adapters.queue_cloudtasks import CloudTasksQueue
 from runtime.adapters.queue_local import LocalQueue
 from runtime.tasks_auth import HmacVerifier
@@ -104,6 +104,24 @@ def test_local_queue_survives_a_restart_with_a_task_pending(tmp_path, recorder):
     assert sorted(r["body"] for r in recorder.requests) == [b'{"n":1}', b'{"n":2}']
 
 
+def test_local_queue_opens_its_database_on_first_use(tmp_path):
+    """activate() only makes the cache dir (the server answers its first 200 before sqlite3 loads)."""
+    q = _local(tmp_path)
+    assert q.path == tmp_path / "cache" / "workflow_queue.sqlite" and q.path.parent.is_dir()
+    assert not q.path.exists()
+    assert q.enqueue(body=b"{}", task_name="first")["deduplicated"] is False
+    assert q.path.exists() and q.task("first")["status"] == "pending"
+    q.close()
+
+
+def test_local_queue_database_that_cannot_open_is_a_health_error(tmp_path):
+    q = _local(tmp_path)
+    q.path.mkdir()  # a directory where the database file belongs
+    health = q.health()
+    assert health["status"] == "error" and "queue database" in health["detail"]
+    q.close()
+
+
 def test_backoff_is_exponential_within_bounds(tmp_path):
     q = _local(tmp_path, min_backoff_seconds=0.5, max_backoff_seconds=3)
     assert [q.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
@@ -119,6 +137,15 @@ def _cloudtasks(tmp_path, port: int, target: str, **extra) -> CloudTasksQueue:
     q = CloudTasksQueue(settings, context=ctx)
     q.activate()
     return q
+
+
+def test_cloudtasks_activate_checks_settings_and_builds_no_client(tmp_path):
+    q = CloudTasksQueue({"project_id": "p", "location": "l", "queue": "q", "http_target_url": "http://x/",
+                         "emulator_host": "127.0.0.1:9"})
+    q.activate()
+    assert q._client is None  # built by the first enqueue or health probe
+    with pytest.raises(AdapterError, match="missing settings queue"):
+        CloudTasksQueue({"project_id": "p", "location": "l", "http_target_url": "http://x/"}).activate()
 
 
 def test_cloudtasks_adapter_creates_http_tasks_the_emulator_delivers(tmp_path, emulator, recorder):
@@ -199,21 +226,19 @@ def test_cloudtasks_already_exists_counts_as_success(tmp_path):
 
 
 def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, recorder):
-    import dataclasses
-
-    from runtime.model import Selection
+    from runtime.model import Selection, replace
 
     from tests.support.fake_runtime import node, workflow_entry
 
     default_q = _local(tmp_path / "a", http_target_url=recorder.url, queue="default-q")
     fast_q = _local(tmp_path / "b", http_target_url=recorder.url, queue="fast-q")
-    special = dataclasses.replace(workflow_entry("special", [node("x", "noop")]),
+    special = replace(workflow_entry("special", [node("x", "noop")]),
                                   metadata={"scheduler": {"queue_category": "queue.fast.lane", "provider": "local"}})
     from tests.support.fake_runtime import standard_workflows
 
     rt = FakeRuntime(tmp_path, workflows=standard_workflows() + [special], queue=("local", default_q))
     rt.adapters[("adapter", "queue.fast")] = fast_q
-    rt.profile = dataclasses.replace(rt.profile, selections=rt.profile.selections + (
+    rt.profile = replace(rt.profile, selections=rt.profile.selections + (
         Selection("adapter", "queue.fast", "local", "x:y", {}, "builtin", "test"),))
     svc = service_for(rt)
     assert svc.queue_category("ingest") == "queue" and svc.queue_category("special") == "queue.fast.lane"
@@ -223,11 +248,11 @@ def test_a_workflow_scheduler_category_overrides_the_global_one(tmp_path, record
     assert default_q.task(a["task_name"]) is not None and default_q.task(b["task_name"]) is None
     assert fast_q.task(b["task_name"]) is not None
     assert svc.delivery_warnings(svc.queue("special"), "special") == []
-    rt.profile = dataclasses.replace(rt.profile, selections=tuple(
-        dataclasses.replace(x, provider="cloudtasks") if x.key == "queue.fast" else x for x in rt.profile.selections))
+    rt.profile = replace(rt.profile, selections=tuple(
+        replace(x, provider="cloudtasks") if x.key == "queue.fast" else x for x in rt.profile.selections))
     assert "expects queue provider 'local'" in svc.delivery_warnings(svc.queue("special"), "special")[0]
-    rt.profile = dataclasses.replace(rt.profile, selections=tuple(
-        dataclasses.replace(x, provider="local") if x.key == "queue.fast" else x for x in rt.profile.selections))
+    rt.profile = replace(rt.profile, selections=tuple(
+        replace(x, provider="local") if x.key == "queue.fast" else x for x in rt.profile.selections))
     svc.start(port=1)
     try:
         assert default_q.state == fast_q.state == "running"  # both dispatchers started by the server hook
