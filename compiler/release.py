@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +21,7 @@ from compiler.templating import TemplateError, render_template
 from runtime import artifact
 from runtime.about import VERSION
 from runtime.artifact import ArtifactError
-from runtime.model import Input, ManifestArtifact, ProfileArtifact, Selection
+from runtime.model import Input, ManifestArtifact, ProfileArtifact, Selection, as_dict
 from runtime.overrides import get_path
 from runtime.settings import SUPERVISOR_ENV, SUPERVISOR_PATH, SupervisorDecision
 
@@ -338,7 +338,7 @@ def profile_notes(root: Path, build: Path, name: str, *, against: str | None, pr
         sources=list(manifest.sources) if manifest else [],
         base=profile.profile.base,
         extends=list(profile.profile.extends),
-        toggles=dict(sorted(asdict(profile.profile.toggles).items())),
+        toggles=dict(sorted(as_dict(profile.profile.toggles).items())),
         supervisor=supervisor_notes(profile, environ),
         secrets=secrets,
         adapters=[s for s in profile.selections if s.domain == "adapter"],

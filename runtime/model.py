@@ -68,14 +68,17 @@ def fields(cls: type[Record]) -> tuple[str, ...]:
     return cls.__slots__
 
 
+def as_dict(obj: Record) -> dict[str, Any]:
+    """Field name -> value, one level deep (nested model objects stay objects)."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
 def replace(obj: Record, **changes: Any) -> Any:
     """A copy of `obj` with some fields changed (TypeError for a name that is not a field)."""
     unknown = sorted(set(changes) - set(obj.__slots__))
     if unknown:
         raise TypeError(f"{type(obj).__name__} has no field {', '.join(map(repr, unknown))}")
-    values = {name: getattr(obj, name) for name in obj.__slots__}
-    values.update(changes)
-    return type(obj)(**values)
+    return type(obj)(**{**as_dict(obj), **changes})
 
 
 class Input(Record):
