@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler import deploy
@@ -12,6 +12,7 @@ from compiler.emit import encode
 from compiler.project import load_project, load_settings, settings_for
 from compiler.resolve import resolve
 from runtime.locate import put_on_import_path
+from runtime.model import replace
 
 
 @dataclass
