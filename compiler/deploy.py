@@ -227,9 +227,11 @@ def render(profile: ProfileArtifact, profile_file: str, options: Mapping[str, st
         }},
     }
     files = {f"{name}_cloudrun.yaml": service_doc}
-    commands = [f"gcloud run services replace build/{name}_cloudrun.yaml --region {region}"]
+    project = get_path(profile.settings, "secrets.project_id") or queue_settings.get("project_id")
+    where = f" --region {region}" + (f" --project {project}" if project else "")
+    commands = [f"gcloud run services replace build/{name}_cloudrun.yaml{where}"]
     if deploy["allow_unauthenticated"]:
-        commands.append(f"gcloud run services add-iam-policy-binding {service} --region {region} "
+        commands.append(f"gcloud run services add-iam-policy-binding {service}{where} "
                         "--member=allUsers --role=roles/run.invoker")
     if provider == "cloudtasks":
         queue_doc, queue_commands = _queue(profile, queue_settings, deploy, service, region)
@@ -237,7 +239,8 @@ def render(profile: ProfileArtifact, profile_file: str, options: Mapping[str, st
         commands.extend(queue_commands)
     if mounted and deploy.get("service_account"):
         for secret in sorted({s.name for s in profile.secrets}):
-            commands.append(f"gcloud secrets add-iam-policy-binding {secret} --member=serviceAccount:"
+            commands.append(f"gcloud secrets add-iam-policy-binding {secret}"
+                            + (f" --project {project}" if project else "") + " --member=serviceAccount:"
                             f"{deploy['service_account']} --role=roles/secretmanager.secretAccessor")
     recorded = {k: options[k] for k in OPTIONS if k in options}
     header = (f"# Rendered by `oneiric deploy render` from {profile_file} ({profile.digest}): do not edit; change\n"
@@ -266,7 +269,7 @@ def _queue(profile: ProfileArtifact, settings: dict[str, Any], deploy: dict[str,
     commands = [f"gcloud tasks queues create {name} {flags}   # `update` instead of `create` once it exists"]
     invoker = get_path(profile.settings, "http.oidc_service_account")
     if get_path(profile.settings, "http.tasks_auth") == "oidc" and invoker:
-        commands.append(f"gcloud run services add-iam-policy-binding {service} --region {region} "
+        commands.append(f"gcloud run services add-iam-policy-binding {service} --region {region} --project {project} "
                         f"--member=serviceAccount:{invoker} --role=roles/run.invoker")
     return doc, commands
 

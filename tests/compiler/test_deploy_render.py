@@ -91,9 +91,10 @@ def rendered(tmp_path_factory) -> Path:
     out = _cli(project, "deploy", "render", "--profile", "serverless", "--image", "us-docker.pkg.dev/p/r/svc:abc123",
                env={**_env(), "ONEIRIC_SECRET_PGVECTOR_DSN__3": SENTINEL})
     assert out.returncode == 0, out.stderr
-    assert "gcloud run services replace build/serverless_cloudrun.yaml --region us-central1" in out.stdout
+    assert ("gcloud run services replace build/serverless_cloudrun.yaml --region us-central1 --project oneiric-demo"
+            in out.stdout)
     assert "gcloud tasks queues create oneiric-workflows" in out.stdout
-    assert ("gcloud secrets add-iam-policy-binding pgvector-dsn --member=serviceAccount:oneiric-runtime@oneiric-demo"
+    assert ("gcloud secrets add-iam-policy-binding pgvector-dsn --project oneiric-demo --member=serviceAccount:oneiric-runtime@oneiric-demo"
             ".iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor") in out.stdout
     return project
 
