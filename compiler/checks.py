@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
+from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
 
 from compiler.builtins import BUILTIN_FACTORY_PREFIXES
-from compiler.diagnostics import Diagnostic, Document, Span, suggest
+from compiler.diagnostics import Diagnostic, Document, Span, Suggester, suggest
 from compiler.layering import Layers
 from runtime.model import Entry
 
@@ -41,14 +42,31 @@ def field_span(docs: dict[str, Document], entry: Entry, suffix: str) -> tuple[Sp
 def _entry_pointer(doc: Document | None, span: Span | None) -> str | None:
     if doc is None or span is None:
         return None
+    return _entry_index(doc).get(span)
+
+
+#: the last few documents' span -> "/entries/<i>" tables (each holds its positions dict, so an id is never
+#: reused while cached); built once per document instead of scanning every position per lookup
+_ENTRY_INDEX: dict[int, tuple[dict, dict[Span, str]]] = {}
+
+
+def _entry_index(doc: Document) -> dict[Span, str]:
+    cached = _ENTRY_INDEX.get(id(doc.positions))
+    if cached is not None and cached[0] is doc.positions:
+        return cached[1]
+    index: dict[Span, str] = {}
     for pointer, where in doc.positions.items():
-        if where == span and pointer.count("/") == 2 and pointer.startswith("/entries/"):
-            return pointer
-    return None
+        if pointer.startswith("/entries/") and pointer.count("/") == 2:
+            index.setdefault(where, pointer)
+    while len(_ENTRY_INDEX) >= 8:
+        del _ENTRY_INDEX[next(iter(_ENTRY_INDEX))]
+    _ENTRY_INDEX[id(doc.positions)] = (doc.positions, index)
+    return index
 
 
 def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diagnostic]:
     tasks = {e.key for e in entries if e.domain == "task"}
+    near_task = Suggester(tasks)
     out: list[Diagnostic] = []
     for entry in entries:
         if entry.domain != "workflow":
@@ -66,7 +84,7 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
             ids.setdefault(node.id, i)
             if node.task not in tasks:
                 span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/task")
-                near = suggest(node.task, tasks)
+                near = near_task(node.task)
                 out.append(Diagnostic("dag.unknown-task", f"workflow {entry.key!r}: node {node.id!r} names task "
                                       f"{node.task!r}, which no task entry provides", span, pointer,
                                       f"did you mean {near!r}?" if near else None))
@@ -118,6 +136,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[str, Document],
                     settings_span: Span | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    sources: dict[str, Path | None] = {}  # module -> its source file, found once per module per check
     for entry in entries:
         module, _, attr = entry.factory.partition(":")
         if module.startswith(".") or not _allowed(module, allowlist):
@@ -126,7 +145,7 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
                                   "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
-        elif (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr) is False:
+        elif (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr, sources) is False:
             span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-defined", f"factory {entry.factory!r}: {attr} is not defined in "
                                   f"{module} itself (an imported name would let an allowed module lend out another)",
@@ -138,12 +157,13 @@ def check_task_signatures(entries: Iterable[Entry], docs: dict[str, Document]) -
     """A task factory that `def`ines fewer or more required positional parameters than the contract's
     three, read with `ast` (nothing imported); an assigned or C callable is checked when the runtime loads it."""
     out: list[Diagnostic] = []
+    sources: dict[str, Path | None] = {}
     for entry in entries:
         if entry.domain != "task":
             continue
         module, _, attr = entry.factory.partition(":")
-        source = _source_of(module)
-        found = _function_params(str(source), source.stat().st_mtime_ns).get(attr) if source else None
+        source = _cached_source(module, sources)
+        found = _function_params(str(source), _mtime_ns(source)).get(attr) if source else None
         if found is None or _takes_three(found):
             continue
         span, pointer = field_span(docs, entry, "/factory")
@@ -180,10 +200,9 @@ def _function_params(path: str, mtime_ns: int) -> dict[str, tuple[int, int, bool
     return out
 
 
-def _source_of(module: str) -> "Path | None":
+def module_source(module: str) -> Path | None:
     """The .py file of `module`, found without importing it (or any parent package); None when unknown."""
     import importlib.util
-    from pathlib import Path
 
     parts = module.split(".")
     try:  # the top-level name only: finding it runs no module code (a dotted name would import its parents)
@@ -200,15 +219,30 @@ def _source_of(module: str) -> "Path | None":
     return next((c for c in candidates if c.is_file()), None)
 
 
-def _defined_in(module: str, attr: str) -> bool | None:
+def _defined_in(module: str, attr: str, sources: dict[str, Path | None] | None = None) -> bool | None:
     """Whether `module`'s source defines `attr` at top level (def, class or assignment, not an import),
-    read with `ast` without importing anything; None when the source cannot be found (checked at runtime)."""
-    source = _source_of(module)
-    return None if source is None else attr in _top_level_names(str(source))
+    read with `ast` without importing anything; None when the source cannot be found (checked at runtime).
+    `sources` is the caller's module -> source cache (one lookup per module, not per entry)."""
+    source = _cached_source(module, {} if sources is None else sources)
+    return None if source is None else attr in _top_level_names(str(source), _mtime_ns(source))
+
+
+def _cached_source(module: str, sources: dict[str, Path | None]) -> Path | None:
+    if module not in sources:
+        sources[module] = module_source(module)
+    return sources[module]
+
+
+def _mtime_ns(path: Path) -> int:
+    """Part of the parse caches' keys, so an edited file is read again (also in a long-lived process)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 @functools.lru_cache(maxsize=256)
-def _top_level_names(path: str) -> frozenset[str]:
+def _top_level_names(path: str, mtime_ns: int) -> frozenset[str]:
     import ast
 
     try:

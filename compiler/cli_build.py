@@ -20,18 +20,37 @@ from compiler.cli_context import chosen_profiles, display, emit_diagnostics, for
 @click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), help="project root (default: .)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="output dir (default: PROJECT/build)")
 @click.option("--check", is_flag=True, help="compare with the files on disk instead of writing; exit 1 when stale")
+@click.option("--force", is_flag=True, help="build even when nothing changed since the last compile")
 @format_option
 @click.pass_context
-def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
-    """Compile settings + manifests into build/<profile>_manifest.json and build/<profile>_profile.json."""
-    from compiler.build import build_project
-    from compiler.emit import EmitError, stale_files, write_all
+def compile_cmd(ctx, profiles, project_dir, out_dir, check, force, fmt):
+    """Compile settings + manifests into build/<profile>_manifest.json and build/<profile>_profile.json.
+
+    Nothing is built when the inputs, the compiler, the factory modules and the artifacts are all as the
+    last compile left them (compiler/incremental.py); --force builds anyway.
+    """
+    from compiler import incremental
 
     root = project_root(ctx, project_dir)
     if not root.is_dir():
         raise click.UsageError(f"project dir {root} does not exist")
     out = out_dir if out_dir is not None else root / "build"
-    result = build_project(root, out, chosen_profiles(ctx, profiles))
+    requested = chosen_profiles(ctx, profiles)
+    unchanged = None if force else incremental.unchanged(root, out, requested)
+    if unchanged is not None:
+        if fmt != "text":
+            emit_diagnostics([], fmt)
+        elif check:
+            click.echo(f"up to date: {', '.join(display(p) for p, _ in unchanged)} (unchanged since the last compile)")
+        else:
+            for path, digest in unchanged:
+                click.echo(f"unchanged {display(path)} ({digest})")
+        return
+
+    from compiler.build import build_project
+    from compiler.emit import EmitError, stale_files, write_all
+
+    result = build_project(root, out, requested)
     if not result.ok:
         emit_diagnostics(result.diagnostics, fmt)
         ctx.exit(1)
@@ -43,6 +62,7 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
             click.echo(f"{display(path)} is stale: run oneiric compile", err=True)
         if stale:
             ctx.exit(1)
+        incremental.record(root, out, requested, result)
         if fmt == "text":
             click.echo(f"up to date: {', '.join(display(p) for p in sorted(result.files))}")
         return
@@ -51,6 +71,7 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, fmt):
     except EmitError as exc:
         click.echo(f"error: {exc} (nothing was written; the previous artifacts are intact)", err=True)
         ctx.exit(1)
+    incremental.record(root, out, requested, result)
     if fmt != "text":
         emit_diagnostics([], fmt)
         return

@@ -116,5 +116,53 @@ def pointer_to_path(pointer: str) -> str:
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The closest known name to a misspelt one, if any is close enough."""
-    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    return Suggester(candidates)(word)
+
+
+class Suggester:
+    """`suggest` for many words against one set of names, in time linear in the number of words.
+
+    Up to EXHAUSTIVE names, every name is compared (difflib, as `suggest` always did). Above that, each
+    word is compared only with the SHORTLIST names that share the most character trigrams with it,
+    found through an index of the names' trigrams; a trigram more than COMMON names share (a common
+    prefix) is not looked up, unless the word has no rarer one (then its first COMMON names are). So
+    each word costs a bounded amount of work, whatever the number of names: a hint may miss the nearest
+    name of a huge set, the price of not comparing N misspellings with N names (1,000 errors against
+    1,000 tasks took 20 s).
+    """
+
+    EXHAUSTIVE = 200
+    SHORTLIST = 10
+    COMMON = 64
+
+    def __init__(self, candidates: Iterable[str]) -> None:
+        self.names = sorted(set(candidates))
+        self._memo: dict[str, str | None] = {}
+        self._index: dict[str, list[int]] | None = None
+        if len(self.names) > self.EXHAUSTIVE:
+            self._index = {}
+            for i, name in enumerate(self.names):
+                for gram in _trigrams(name):
+                    self._index.setdefault(gram, []).append(i)
+
+    def __call__(self, word: str) -> str | None:
+        if word not in self._memo:
+            pool = self.names if self._index is None else self._shortlist(word)
+            matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+            self._memo[word] = matches[0] if matches else None
+        return self._memo[word]
+
+    def _shortlist(self, word: str) -> list[str]:
+        postings = sorted((p for p in map(self._index.get, _trigrams(word)) if p), key=len)  # type: ignore[union-attr]
+        usable = [p for p in postings if len(p) <= self.COMMON] or [p[:self.COMMON] for p in postings[:1]]
+        shared: dict[int, int] = {}
+        for hits in usable:
+            for i in hits:
+                shared[i] = shared.get(i, 0) + 1
+        best = sorted(shared, key=lambda i: (-shared[i], abs(len(self.names[i]) - len(word)), i))[:self.SHORTLIST]
+        return [self.names[i] for i in sorted(best)]
+
+
+def _trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}

@@ -20,19 +20,39 @@ META_SECTIONS = ("profiles",)
 
 
 class Layers:
-    """Leaves of the effective settings and where each came from."""
+    """Leaves of the effective settings and where each came from.
+
+    `values` and `provenance` are keyed by the leaf's path; `_below` indexes, for every proper prefix of
+    a leaf, the leaves under it, so `set` costs the depth of the path, not the number of leaves (8,000
+    leaves took 11 s when `set` scanned them all).
+    """
 
     def __init__(self) -> None:
         self.values: dict[Path, Any] = {}
         self.provenance: dict[Path, str] = {}
+        self._below: dict[Path, set[Path]] = {}
 
     def set(self, path: Path, value: Any, origin: str) -> None:
         # A leaf replaces any leaves below it, and a leaf below replaces a leaf above.
-        for existing in [p for p in self.values if p[:len(path)] == path or path[:len(p)] == p]:
-            del self.values[existing]
-            del self.provenance[existing]
+        for existing in [path[:i] for i in range(1, len(path)) if path[:i] in self.values]:
+            self._remove(existing)
+        for existing in list(self._below.get(path, ())):
+            self._remove(existing)
+        if path in self.values:  # replaced in place: moved to the end, as a new leaf would be
+            self._remove(path)
         self.values[path] = value
         self.provenance[path] = origin
+        for i in range(1, len(path)):
+            self._below.setdefault(path[:i], set()).add(path)
+
+    def _remove(self, path: Path) -> None:
+        del self.values[path]
+        del self.provenance[path]
+        for i in range(1, len(path)):
+            below = self._below[path[:i]]
+            below.discard(path)
+            if not below:
+                del self._below[path[:i]]
 
     def setdefault(self, path: Path, value: Any, origin: str) -> None:
         if path not in self.values:

@@ -46,6 +46,16 @@ def load_file(path: Path, root: Path) -> Document | list[Diagnostic]:
     return load_yaml(raw, rel)
 
 
+def manifest_paths(root: Path) -> list[Path]:
+    """The manifest files a compile reads: deployment/manifests/*.yaml and *.yml, sorted."""
+    return [p for p in sorted((root / MANIFEST_DIR).glob("*.y*ml")) if p.suffix in (".yaml", ".yml")]
+
+
+def settings_paths(root: Path) -> list[Path]:
+    """The settings files a compile reads: config/*.toml, sorted."""
+    return sorted((root / SETTINGS_DIR).glob("*.toml"))
+
+
 def load_project(root: Path) -> Project:
     project = Project(root)
     project.manifests, project.errors = load_manifests(root)
@@ -56,9 +66,7 @@ def load_manifests(root: Path) -> tuple[list[Document], list[Diagnostic]]:
     """The project's manifest files, and the errors of those that do not load."""
     manifests: list[Document] = []
     errors: list[Diagnostic] = []
-    for path in sorted((root / MANIFEST_DIR).glob("*.y*ml")):
-        if path.suffix not in (".yaml", ".yml"):
-            continue
+    for path in manifest_paths(root):
         doc = load_file(path, root)
         if isinstance(doc, list):
             errors.extend(doc)
@@ -74,7 +82,7 @@ def load_settings(root: Path) -> Project:
 
 def _load_settings(project: Project) -> Project:
     root = project.root
-    for path in sorted((root / SETTINGS_DIR).glob("*.toml")):
+    for path in settings_paths(root):
         doc = load_file(path, root)
         if isinstance(doc, list):
             project.errors.extend(doc)
