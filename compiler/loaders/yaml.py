@@ -410,7 +410,7 @@ class _Loader:
                 levels -= 1
 
     def span(self, node: Node) -> Span:
-        return Span(self.path, node.start_mark.line + 1, node.start_mark.column + 1)
+        return _new_span(Span, (self.path, node.start_mark.line + 1, node.start_mark.column + 1))
 
     def walk(self, node: Node, pointer: str, depth: int) -> Any:
         if id(node) in self.seen:
@@ -435,6 +435,8 @@ class _Loader:
                     self.readings[pointer] = reading
                 if node.tag == _MERGE:
                     return node.value
+            if node.tag == _STR:  # the commonest case, and alias expansion repeats it up to the budget
+                return node.value
             return self.scalar(node.tag, node.value, self.span(node), pointer)
         self.stack.add(id(node))
         try:
