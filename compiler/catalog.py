@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.builtins import ALIASES, BUILTIN_PROVIDERS, SELECTION_SECTIONS
+from compiler.builtins import BUILTIN_PROVIDERS, SELECTION_SECTIONS
 from compiler.diagnostics import Diagnostic, Document, Span, suggest
 from compiler.layering import Layers
 from compiler.schema import load_schema
+from runtime.contract import canonical_provider  # noqa: F401 (the contract's alias rule)
 from runtime.model import Entry
 
 
@@ -40,8 +41,6 @@ def build_catalog(entries: tuple[Entry, ...]) -> Catalog:
     return catalog
 
 
-def canonical_provider(domain: str, key: str, provider: str) -> str:
-    return ALIASES.get((domain, key), {}).get(provider, provider)
 
 
 @dataclass(frozen=True)

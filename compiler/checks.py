@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import posixpath
-import re
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit
@@ -16,13 +15,9 @@ from urllib.parse import unquote, urlsplit
 from compiler.builtins import BUILTIN_FACTORY_PREFIXES
 from compiler.diagnostics import Diagnostic, Document, Span, Suggester, suggest
 from compiler.layering import Layers
+from runtime import contract
+from runtime.contract import SECRET_PREFIX, SECRET_REF
 from runtime.model import Entry
-
-SECRET_PREFIX = "secret://"
-SECRET_REF = re.compile(r"^secret://(?P<name>[A-Za-z0-9_-]{1,255})(?:@(?P<version>[0-9]+|latest))?$")
-_CREDENTIAL_KEY = re.compile(r"(^|_)(password|passwd|pwd|secret|token|api_?key|private_?key|credentials?|client_secret)$",
-                             re.I)
-_DSN_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:[^@/\s]+@")
 
 
 def entry_span(entry: Entry) -> Span | None:
@@ -65,6 +60,10 @@ def _entry_index(doc: Document) -> dict[Span, str]:
 
 
 def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diagnostic]:
+    """Each workflow's DAG: its tasks exist here; ids, dependencies, cycles and retry bounds are the
+    runtime's own check (runtime.workflows.dag.check_nodes), reported with positions and hints."""
+    from runtime.workflows.dag import check_nodes
+
     tasks = {e.key for e in entries if e.domain == "task"}
     near_task = Suggester(tasks)
     out: list[Diagnostic] = []
@@ -75,62 +74,30 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
             span, pointer = field_span(docs, entry, "")
             out.append(Diagnostic("dag.missing", f"workflow {entry.key!r} has no dag.nodes", span, pointer))
             continue
-        ids: dict[str, int] = {}
-        for i, node in enumerate(entry.dag.nodes):
-            if node.id in ids:
-                span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/id")
-                out.append(Diagnostic("dag.duplicate-id", f"workflow {entry.key!r}: node id {node.id!r} is used twice",
-                                      span, pointer))
-            ids.setdefault(node.id, i)
+        nodes = entry.dag.nodes
+        ids = {n.id for n in nodes}
+        found: list[tuple[tuple[int, int], Diagnostic]] = []
+        for i, node in enumerate(nodes):
             if node.task not in tasks:
                 span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/task")
                 near = near_task(node.task)
-                out.append(Diagnostic("dag.unknown-task", f"workflow {entry.key!r}: node {node.id!r} names task "
-                                      f"{node.task!r}, which no task entry provides", span, pointer,
-                                      f"did you mean {near!r}?" if near else None))
-        for i, node in enumerate(entry.dag.nodes):
-            for j, dep in enumerate(node.depends_on):
-                if dep not in ids:
-                    span, pointer = field_span(docs, entry, f"/dag/nodes/{i}/depends_on/{j}")
-                    near = suggest(dep, ids)
-                    out.append(Diagnostic("dag.unknown-dependency", f"workflow {entry.key!r}: node {node.id!r} "
-                                          f"depends on {dep!r}, which is not a node of this workflow", span, pointer,
-                                          f"did you mean {near!r}?" if near else None))
-        if len(ids) != len(entry.dag.nodes):
-            continue  # ids are ambiguous; the duplicate-id error comes first
-        cycle = _find_cycle({n.id: [d for d in n.depends_on if d in ids] for n in entry.dag.nodes})
-        if cycle:
-            span, pointer = field_span(docs, entry, f"/dag/nodes/{ids[cycle[0]]}/depends_on")
-            out.append(Diagnostic("dag.cycle", f"workflow {entry.key!r} has a dependency cycle: "
-                                  + " -> ".join(cycle), span, pointer, "remove one of these depends_on edges"))
+                found.append(((0, i * 2 + 1), Diagnostic(
+                    "dag.unknown-task", f"workflow {entry.key!r}: node {node.id!r} names task {node.task!r}, which "
+                    "no task entry provides", span, pointer, f"did you mean {near!r}?" if near else None)))
+        phase = {"dag.duplicate-id": 0, "dag.retry-policy": 0, "dag.unknown-dependency": 1, "dag.cycle": 2}
+        for n, problem in enumerate(check_nodes(entry.key, nodes)):
+            span, pointer = field_span(docs, entry, problem.pointer)
+            hint = None
+            if problem.code == "dag.unknown-dependency":
+                near = suggest(problem.name, ids)
+                hint = f"did you mean {near!r}?" if near else None
+            elif problem.code == "dag.cycle":
+                hint = "remove one of these depends_on edges"
+            index = int(problem.pointer.split("/")[3]) if phase[problem.code] == 0 else n
+            found.append(((phase[problem.code], index * 2), Diagnostic(problem.code, problem.message, span, pointer,
+                                                                        hint)))
+        out.extend(d for _, d in sorted(found, key=lambda item: item[0]))
     return out
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """The first cycle found by depth-first search, as a closed path (a -> b -> a)."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return None
 
 
 def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[str, Document],
@@ -307,35 +274,28 @@ def check_remote(layers: Layers, doc: Document | None) -> list[Diagnostic]:
 
 
 def check_tasks_auth(layers: Layers, base_profile: str, doc: Document | None) -> list[Diagnostic]:
-    mode = layers.get(("http", "tasks_auth"))
+    """runtime.contract.check_tasks_auth (the runtime re-runs it on env overrides), with a position."""
+    problem = contract.check_tasks_auth({k[1]: v for k, v in layers.values.items() if len(k) == 2 and k[0] == "http"},
+                                        base_profile)
+    if problem is None:
+        return []
+    code, message, hint = problem
     pointer = "/http/tasks_auth"
-    span = doc.span(pointer) if doc else None
-    if mode == "none" and base_profile == "serverless" and not layers.get(("http", "allow_unauthenticated_tasks")):
-        return [Diagnostic("auth.none", "tasks_auth = \"none\" is refused under the serverless profile",
-                           span, pointer, "use hmac or oidc, or set [http] allow_unauthenticated_tasks = true")]
-    if mode == "oidc":
-        missing = [k for k in ("oidc_audience", "oidc_service_account") if not layers.get(("http", k))]
-        if missing:
-            return [Diagnostic("auth.oidc", f"tasks_auth = \"oidc\" needs [http] {' and '.join(missing)}",
-                               span, pointer)]
-    return []
+    return [Diagnostic(code, message, doc.span(pointer) if doc else None, pointer, hint)]
 
 
 def check_credentials(layers: Layers, doc: Document | None) -> list[Diagnostic]:
-    """A literal that looks like a credential is an error; the message never repeats the value."""
+    """A literal that looks like a credential is an error (runtime.contract.credential_literal, which the
+    runtime re-runs on env overrides); the message never repeats the value."""
     out: list[Diagnostic] = []
     for path, value in sorted(layers.values.items()):
-        if not isinstance(value, str) or not value or value.startswith(SECRET_PREFIX):
+        found = contract.credential_literal(path, value)
+        if found is None:
             continue
+        message, hint = found
         pointer = "/" + "/".join(path)
         span = doc.span(pointer) if doc and layers.origin(path) not in (None, "schema default") else None
-        name = "-".join(p for p in path[-2:]).replace("_", "-").replace(".", "-")
-        if _CREDENTIAL_KEY.search(path[-1]):
-            out.append(Diagnostic("secret.literal", f"{'.'.join(path)} holds a literal credential",
-                                  span, pointer, f"store it in your secrets provider and write \"secret://{name}\""))
-        elif _DSN_PASSWORD.match(value):
-            out.append(Diagnostic("secret.literal", f"{'.'.join(path)} holds a URL with a password",
-                                  span, pointer, f"put the whole URL in your secrets provider and write \"secret://{name}\""))
+        out.append(Diagnostic("secret.literal", message, span, pointer, hint))
     return out
 
 
@@ -346,7 +306,7 @@ def collect_secret_refs(layers: Layers, doc: Document | None) -> tuple[dict[str,
     for path, value in sorted(layers.values.items()):
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item.startswith(SECRET_PREFIX):
-                if not SECRET_REF.match(item):
+                if not SECRET_REF.fullmatch(item):
                     pointer = "/" + "/".join(path)
                     errors.append(Diagnostic("secret.syntax", f"malformed secret reference at {'.'.join(path)}",
                                              doc.span(pointer) if doc else None, pointer,
@@ -449,18 +409,4 @@ def resolve_category(category: str, adapter_keys: Iterable[str]) -> str | None:
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in keys:
             return ".".join(parts[:n])
-    return None
-
-
-def leaf_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
-        return "array"
     return None

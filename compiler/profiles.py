@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from compiler.builtins import PROFILES
+from runtime.contract import TOGGLE_NAMES
 from compiler.diagnostics import Diagnostic, Document, suggest
 from runtime.model import Profile, Toggles, replace
 
-_TOGGLE_NAMES = ("watchers_enabled", "remote_enabled", "inline_manifest_only", "supervisor_enabled")
 
 
 def resolve_profile(name: str, doc: Document | None) -> Profile | list[Diagnostic]:
@@ -33,6 +33,6 @@ def resolve_profile(name: str, doc: Document | None) -> Profile | list[Diagnosti
     base = current
     toggles: Toggles = PROFILES[base]
     for level in reversed(chain):
-        overrides = {k: custom[level][k] for k in _TOGGLE_NAMES if k in custom[level]}
+        overrides = {k: custom[level][k] for k in TOGGLE_NAMES if k in custom[level]}
         toggles = replace(toggles, **overrides)
     return Profile(name=name, base=base, extends=tuple(chain[1:] + [base]) if chain else (base,), toggles=toggles)

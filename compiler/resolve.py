@@ -9,12 +9,14 @@ from compiler import checks, deploy
 from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
 from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
+from compiler.envkeys import env_keys
 from compiler.layering import SCHEMA_DEFAULT, Layers, build_layers, schema_defaults
 from compiler.profiles import resolve_profile
 from compiler.schema import check_document, check_subtree, first_error, load_schema
 from runtime.about import VERSION
+from runtime.contract import parse_secret_ref
 from runtime.model import (
-    MANIFEST_FORMAT, PROFILE_FORMAT, Entry, EnvKey, Input, ManifestArtifact, ManifestLink, ProfileArtifact,
+    MANIFEST_FORMAT, PROFILE_FORMAT, Entry, Input, ManifestArtifact, ManifestLink, ProfileArtifact,
     SecretRef, Selection,
 )
 
@@ -132,7 +134,7 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
         provenance=layers.dotted_provenance(),
         selections=tuple(selections),
         secrets=tuple(_secret_refs(refs)),
-        env_keys=tuple(_env_keys(layers, provider_schemas)),
+        env_keys=tuple(env_keys(layers, provider_schemas)),
         manifest=ManifestLink(manifest_file, manifest_digest_of(manifest)),
     )
     return Resolved(manifest, profile_artifact)
@@ -204,52 +206,7 @@ def _subtree(doc: Document, prefix: tuple[str, ...], skip: set[str]) -> dict[str
 def _secret_refs(refs: dict[str, list[str]]) -> list[SecretRef]:
     out = []
     for ref, used_by in sorted(refs.items()):
-        match = checks.SECRET_REF.match(ref)
-        out.append(SecretRef(ref=ref, name=match["name"], version=match["version"] or "latest",
+        name, version = parse_secret_ref(ref)
+        out.append(SecretRef(ref=ref, name=name, version=version or "latest",
                              used_by=tuple(sorted(set(used_by)))))
     return out
-
-
-def env_name(path: tuple[str, ...]) -> str:
-    """`runtime.supervisor.enabled` -> ONEIRIC_RUNTIME_SUPERVISOR__ENABLED (docs/artifacts.md)."""
-    clean = [p.upper().replace(".", "_").replace("-", "_") for p in path]
-    return "ONEIRIC_" + "_".join(clean[:-1]) + "__" + clean[-1]
-
-
-#: Settings that are fixed at compile time: selections are resolved, the allowlist guards factories, and
-#: [deploy] shapes the Cloud Run service (it is not a setting of the running process).
-_NOT_OVERRIDABLE = ("profile", "security", "deploy")
-
-
-def _env_keys(layers: Layers, provider_schemas: dict[tuple[str, ...], dict[str, Any]]) -> list[EnvKey]:
-    settings_schema = load_schema("settings.schema.json")
-    out = []
-    for path, value in sorted(layers.values.items()):
-        if path[0] in _NOT_OVERRIDABLE or len(path) < 2 or (len(path) == 3 and path[1] == "selections"):
-            continue
-        prefix = next((p for p in provider_schemas if path[:len(p)] == p and len(path) > len(p)), None)
-        schema, rel = (provider_schemas[prefix], path[len(prefix):]) if prefix else (settings_schema, path)
-        kind = _schema_type(schema, rel) or checks.leaf_type(value)
-        if kind is None:
-            continue
-        secret_bound = isinstance(value, str) and value.startswith(checks.SECRET_PREFIX)
-        out.append(EnvKey(name=env_name(path), path=".".join(path), type=kind, secret_bound=secret_bound))
-    return sorted(out, key=lambda k: k.name)
-
-
-def _schema_type(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
-    node: dict[str, Any] | None = schema
-    for part in path:
-        node = (node or {}).get("properties", {}).get(part)
-        if not isinstance(node, dict):  # absent, or a boolean sub-schema: no type to convert by
-            return None
-    kind = node.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), None)
-    if kind is None and "anyOf" in node:
-        return "string"
-    if kind == "array" and not isinstance(node.get("items", {}), dict):
-        return None
-    if kind == "array" and node.get("items", {}).get("type") not in (None, "string", "integer", "number", "boolean"):
-        return None
-    return kind if kind in ("string", "integer", "number", "boolean", "array") else None

@@ -17,8 +17,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from runtime.instance import Runtime
 
 
+#: While secrets are not ready, /healthz re-checks them at most this often (in the background), so a
+#: secret created or fixed after start is noticed without a restart.
+RECHECK_SECONDS = 2.0
+
+
 def _secret_refs(rt: "Runtime") -> list[tuple[str, str | None]]:
-    return [(s.name, s.version if "@" in s.ref else None) for s in rt.profile.secrets]
+    return view.secret_refs(rt.profile, rt.overrides.applied)
 
 
 def _context(rt: "Runtime") -> AdapterContext:
@@ -58,6 +63,9 @@ def activate(rt: "Runtime") -> None:
         if sel.key == "secrets" and isinstance(adapter, SecretsAdapter):
             rt.secrets = adapter
     rt.secrets_status = check_secrets(rt)
+    import time
+
+    rt.secrets_checked_at = time.monotonic()
 
 
 def check_secrets(rt: "Runtime", live: bool = False) -> dict[str, Any]:
@@ -79,9 +87,42 @@ def check_secrets(rt: "Runtime", live: bool = False) -> dict[str, Any]:
         return block
     block.update(status=result.get("status", "error"), detail=result.get("detail"),
                  missing=list(result.get("missing", [])))
+    if result.get("unusable"):
+        block["unusable"] = list(result["unusable"])
     block["references"] = result.get("references",
-                                     [{"name": s.name, "version": s.version} for s in rt.profile.secrets])
+                                     [{"name": n, "version": v or "latest"} for n, v in _secret_refs(rt)])
     return block
+
+
+def unavailable_secrets(rt: "Runtime") -> list[str] | None:
+    """The names of the referenced secrets that are missing or unusable (never a value), or None when
+    the secrets are ready; while they are not, a background re-check runs at most every RECHECK_SECONDS."""
+    block = rt.secrets_status
+    if block.get("status") == "ready":
+        return None
+    _recheck_later(rt)
+    names = list(block.get("missing") or []) + list(block.get("unusable") or [])
+    return names or [block.get("detail") or "secrets adapter not ready"]
+
+
+def _recheck_later(rt: "Runtime") -> None:
+    import threading
+    import time
+
+    now = time.monotonic()
+    with rt.secrets_recheck_lock:
+        if rt.secrets_recheck_running or now - rt.secrets_checked_at < RECHECK_SECONDS:
+            return
+        rt.secrets_recheck_running = True
+
+    def run() -> None:
+        try:
+            rt.secrets_status = check_secrets(rt)
+        finally:
+            rt.secrets_checked_at = time.monotonic()
+            rt.secrets_recheck_running = False
+
+    threading.Thread(target=run, name="oneiric-secrets-recheck", daemon=True).start()
 
 
 def probe_adapters(rt: "Runtime") -> dict[str, dict[str, Any]]:

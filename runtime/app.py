@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from runtime import settings as view
 from runtime.health import RETRY_AFTER, healthz_body
 from runtime.logs import trace_fields
 
@@ -102,6 +103,19 @@ def _json(start_response: Callable, status: str, body: dict[str, Any],
     return [data]
 
 
+def request_headers(environ: dict) -> dict[str, str]:
+    """The request's headers by their HTTP names, decoded leniently: the server hands them over as latin-1
+    (PEP 3333); UTF-8 is tried, and bytes that are not UTF-8 (`caf\\xe9`) become U+FFFD instead of an error
+    (bottle's own header view raises UnicodeDecodeError, a 500 before authentication)."""
+    out: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key[5:] if key.startswith("HTTP_") else key
+            text = value.encode("latin-1", "replace").decode("utf-8", "replace") if isinstance(value, str) else ""
+            out[name.replace("_", "-").title()] = text
+    return out
+
+
 # ---------------------------------------------------------------- the bottle routes (imported lazily)
 
 def _workflow_handler() -> Callable | None:
@@ -129,7 +143,7 @@ def build_routes(rt: "Runtime") -> "bottle.Bottle":
         if rt.lifecycle != "accepting":  # per-workflow pause/drain is the endpoint's call (rt.gate)
             return reply(503, {"error": rt.lifecycle, "detail": f"the instance is {rt.lifecycle}; retry later"},
                          {"Retry-After": RETRY_AFTER})
-        limit = int(rt.settings.get("http", {}).get("max_body_bytes", 1048576))
+        limit = int(view.http_limits(rt.settings)["max_body_bytes"])
         length = bottle.request.content_length
         too_large = {"error": "payload_too_large", "detail": f"body is over the limit of {limit} bytes"}
         if length > limit:
@@ -144,7 +158,7 @@ def build_routes(rt: "Runtime") -> "bottle.Bottle":
         if handler is None:
             return reply(501, {"error": "not_implemented", "detail": "workflow delivery is not available in this "
                                                                      "build (runtime.workflows is not installed)"})
-        status, payload, headers = handler(rt, body, bottle.request.headers)
+        status, payload, headers = handler(rt, body, request_headers(bottle.request.environ))
         return reply(int(status), payload, dict(headers or {}))
 
     @app.error(404)

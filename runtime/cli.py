@@ -272,3 +272,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 1
+    except Exception as exc:  # a bug or an unusable file: one line for the operator, never a traceback
+        sys.stderr.write(f"oneiric: error: {type(exc).__name__}: {exc}\n")
+        return 1

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime.activate import failed_required
+from runtime.activate import failed_required, unavailable_secrets
 from runtime.logs import utc_now_text
 from runtime.process import pid_alive
 
@@ -28,13 +28,18 @@ RETRY_AFTER = "5"
 
 
 def healthz_body(rt: "Runtime") -> tuple[int, dict[str, Any]]:
-    """(status code, body) for GET /healthz: 200 only when accepting and every required adapter is up."""
+    """(status code, body) for GET /healthz: 200 only when accepting, every required adapter is up and every
+    referenced secret is present and usable (the secrets' names are listed, never their values)."""
     state = rt.activity_state()
     if state != "accepting":
         return 503, {"status": state, "profile": rt.profile.profile.name}
     failed = failed_required(rt)
     if failed:
         return 503, {"status": "unavailable", "reason": "required adapter failed", "adapters": failed,
+                     "profile": rt.profile.profile.name}
+    secrets = unavailable_secrets(rt)
+    if secrets:
+        return 503, {"status": "unavailable", "reason": "required secret unavailable", "secrets": secrets,
                      "profile": rt.profile.profile.name}
     return 200, {"status": "ok", "profile": rt.profile.profile.name, "activity_state": state,
                  "manifest_digest": rt.manifest.digest}

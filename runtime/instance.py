@@ -53,6 +53,10 @@ class Runtime:
         self.adapter_status: dict[str, dict[str, Any]] = {}
         self.secrets: SecretsAdapter | None = None
         self.secrets_status: dict[str, Any] = {"provider": view.secrets_provider(self.settings), "status": "starting"}
+        #: when secrets_status was last computed (monotonic), and the background re-check's guard
+        self.secrets_checked_at = 0.0
+        self.secrets_recheck_running = False
+        self.secrets_recheck_lock = threading.Lock()
         #: starting -> accepting -> stopping -> stopped
         self.lifecycle = "starting"
         self.snapshot = Snapshot()

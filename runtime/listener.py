@@ -113,13 +113,17 @@ class _Handler(socketserver.StreamRequestHandler):
         if remaining <= 0:
             raise TimeoutError("request headers not received in time")
         self.connection.settimeout(remaining)
-        line = self.rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
+        budget = min(MAX_LINE, self._head_budget)
+        line = self.rfile.readline(budget + 1)
+        self._head_budget -= len(line)
+        if len(line) > budget:  # one line too long, or the head as a whole over max_header_bytes
             raise _BadRequest("431 Request Header Fields Too Large")
         return line
 
     def _read_head(self) -> dict[str, Any] | None:
         deadline = time.monotonic() + self.server.header_timeout
+        #: bytes the request line and headers may still take (http.max_header_bytes, in total)
+        self._head_budget = self.server.max_header_bytes
         line = self._readline(deadline)
         while line in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore empty lines before the request line
             line = self._readline(deadline)
@@ -194,17 +198,64 @@ class Server(socketserver.ThreadingTCPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: Callable, *, header_timeout: float = 10.0,
-                 log: Callable[..., None] | None = None) -> None:
+                 log: Callable[..., None] | None = None, max_header_bytes: int = 65536,
+                 max_connections: int = 256) -> None:
         self.app = app
         #: receives each request's `wsgi.errors` output as a log record (None: stderr)
         self.log = log
         self.header_timeout = float(header_timeout)
+        #: request line + headers of one request, in bytes; past it: 431
+        self.max_header_bytes = int(max_header_bytes)
+        #: connections served at once (one thread each); past it a connection gets 503 + Retry-After
+        self.max_connections = int(max_connections)
+        if not (0 < self.header_timeout <= 3600 and 1024 <= self.max_header_bytes
+                and 1 <= self.max_connections):
+            raise ValueError("header_timeout, max_header_bytes or max_connections out of range")
+        self._open = 0
+        self._open_lock = threading.Lock()
+        #: connections refused at the cap (observability and tests)
+        self.refused = 0
         super().__init__(address, _Handler)  # TCPServer.server_bind: bind + no name lookup
         host, port = self.server_address[:2]
         self.base_environ = {
             "SERVER_NAME": host, "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1", "SCRIPT_NAME": "",
             "CONTENT_LENGTH": "", "wsgi.url_scheme": "http",
         }
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection up to `max_connections`; past the cap the connection is answered
+        503 with Retry-After from the accepting thread (a bounded write) and closed, no thread made."""
+        with self._open_lock:
+            full = self._open >= self.max_connections
+            if not full:
+                self._open += 1
+        if full:
+            self.refused += 1
+            body = b'{"error": "overloaded", "detail": "too many open connections; retry later"}'
+            try:
+                request.settimeout(0.5)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Retry-After: 1\r\nContent-Length: " + str(len(body)).encode()
+                                + b"\r\nConnection: close\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that vanished mid-request is not worth a traceback."""

@@ -226,14 +226,17 @@ class SecretRef(Record):
 
 
 class EnvKey(Record):
-    __slots__ = ("name", "path", "type", "secret_bound")
+    __slots__ = ("name", "path", "type", "secret_bound", "constraints")
     name: str  # ONEIRIC_RUNTIME_SUPERVISOR__ENABLED
     path: str  # runtime.supervisor.enabled
     type: str  # JSON Schema type: string | integer | number | boolean | array
-    secret_bound: bool  # holds a secret:// reference: env is ignored with a warning
+    secret_bound: bool  # holds a secret: env may only name another secret:// reference
+    #: what an override must meet, as JSON Schema keywords (runtime.contract.CONSTRAINT_KEYWORDS)
+    constraints: dict[str, Any]
 
-    def __init__(self, name: str, path: str, type: str, secret_bound: bool = False) -> None:
-        self._fill(name, path, type, secret_bound)
+    def __init__(self, name: str, path: str, type: str, secret_bound: bool = False,
+                 constraints: dict[str, Any] | None = None) -> None:
+        self._fill(name, path, type, secret_bound, {} if constraints is None else constraints)
 
 
 class ManifestLink(Record):

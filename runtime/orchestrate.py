@@ -8,20 +8,23 @@ import threading
 from typing import Any
 
 from runtime import activate, health
+from runtime import settings as view
 from runtime.instance import Runtime
 from runtime.start import StartupError, prepare
 
 
 def _port(options: Any, rt: Runtime) -> int:
-    """--http-port, else $PORT, else [http] port (default 8080)."""
+    """--http-port (0: any free port), else $PORT, else [http] port (checked against its constraints)."""
     if getattr(options, "http_port", None) is not None:
+        if not 0 <= int(options.http_port) <= 65535:
+            raise StartupError(f"--http-port {options.http_port} is not a port number (0..65535)")
         return int(options.http_port)
     env_port = rt.environ.get("PORT")
     if env_port:
-        try:
-            return int(env_port)
-        except ValueError:
-            raise StartupError(f"PORT={env_port!r} is not a port number") from None
+        text = env_port.strip()
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+            raise StartupError(f"PORT={env_port!r} is not a port number (1..65535)")
+        return int(text)
     return int(rt.settings.get("http", {}).get("port", 8080))
 
 
@@ -60,11 +63,13 @@ def orchestrate(options: Any) -> int:
 
         app = App(rt, debug_modules=rt.environ.get("ONEIRIC_DEBUG_MODULES") == "1")
         host = getattr(options, "http_host", None) or "0.0.0.0"
-        header_timeout = float(rt.settings.get("http", {}).get("header_timeout_seconds", 10))
+        limits = view.http_limits(rt.settings)
         try:
-            server = Server((host, _port(options, rt)), app, header_timeout=header_timeout, log=rt.log)
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {host}:{_port(options, rt)}: {exc.strerror or exc}") from None
+            server = Server((host, _port(options, rt)), app, header_timeout=limits["header_timeout"], log=rt.log,
+                            max_header_bytes=int(limits["max_header_bytes"]),
+                            max_connections=int(limits["max_connections"]))
+        except (OSError, ValueError, OverflowError) as exc:
+            raise StartupError(f"cannot listen on {host}:{_port(options, rt)}: {getattr(exc, 'strerror', None) or exc}") from None
         server.start()
         rt.http_port = server.port
         rt.log("INFO", "listening", host=host, port=server.port, profile=rt.profile.profile.name)
@@ -99,7 +104,7 @@ def orchestrate(options: Any) -> int:
     while not stop.wait(0.5):
         pass
 
-    grace = float(rt.settings.get("http", {}).get("shutdown_grace_seconds", 8))
+    grace = view.http_limits(rt.settings)["shutdown_grace"]
     rt.lifecycle = "stopping"
     rt.log("INFO", "stopping: draining in-flight work", inflight=rt.inflight_count, grace_seconds=grace)
     for helper in helpers:

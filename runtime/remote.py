@@ -47,26 +47,42 @@ def check_file_url(url: str, remote: Mapping[str, Any]) -> Path:
     raise RemoteError(f"{url}: resolves to {path}, outside allowed_file_uri_roots {roots}")
 
 
-def fetch_bytes(url: str, remote: Mapping[str, Any], *, timeout: float = 10.0) -> bytes:
-    """Read the manifest bytes, enforcing the scheme rules and `max_bytes`."""
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of a regular file; a FIFO, device or directory is refused without blocking
+    (opened non-blocking, checked with fstat before the first read)."""
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RemoteError(f"{path}: not a regular file (a FIFO, device or directory is refused)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def fetch_bytes(url: str, remote: Mapping[str, Any], *, deadline: float = 30.0, context: Any = None) -> bytes:
+    """Read the manifest bytes, enforcing the scheme rules, `max_bytes` and (https) an overall deadline;
+    a redirect from https to another scheme is refused."""
     limit = int(remote.get("max_bytes") or 5242880)
     if url.startswith("file://"):
         path = check_file_url(url, remote)
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(limit + 1)
+            data = read_regular_file(path, limit)
         except OSError as exc:
             raise RemoteError(f"{url}: cannot read: {exc.strerror or exc}") from None
     elif url.startswith("https://"):
         pin = remote.get("manifest_sha256")
         if not pin:
             raise RemoteError(f"{url}: https:// manifests need [remote] manifest_sha256 (the artifact's sha256)")
-        import urllib.request
+        from runtime.fetch import FetchError, get
 
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
-                data = resp.read(limit + 1)
-        except OSError as exc:
+            data, _ = get(url, deadline=deadline, timeout=10.0, limit=limit + 1, context=context)
+        except FetchError as exc:
             raise RemoteError(f"{url}: fetch failed: {exc}") from None
     else:
         raise RemoteError(f"{url}: only file:// and https:// manifest URLs are supported")
@@ -106,7 +122,7 @@ class RemoteRefresher:
         self.rt = rt
         self.remote = dict(remote)
         self.url = str(remote.get("manifest_url") or "")
-        self.interval = float(remote.get("refresh_interval") or 300)
+        self.interval = float(remote.get("refresh_interval", 300))  # checked against its constraints at start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.status = "idle"

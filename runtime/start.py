@@ -18,7 +18,8 @@ from runtime.artifact import ArtifactError, check_stale, load_artifacts
 from runtime.instance import Runtime
 from runtime.locate import LocateError, locate, put_on_import_path
 from runtime.logs import Logger
-from runtime.overrides import OverrideError, apply_env, get_path
+from runtime.contract import ContractError, get_path
+from runtime.overrides import apply_overrides
 
 
 class StartupError(Exception):
@@ -47,6 +48,13 @@ def _opt(options: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return Path(path).name
+
+
 def prepare(options: Any) -> Runtime:
     """Locate, load and verify the artifacts, refuse stale ones, apply env overrides: no adapter yet."""
     environ = _opt(options, "environ", os.environ)
@@ -62,9 +70,9 @@ def prepare(options: Any) -> Runtime:
         check_stale(loaded.profile, location.project_dir)
         if not location.demo:
             put_on_import_path(location.project_dir)
-        overrides = apply_env(loaded.profile.settings, loaded.profile.env_keys, environ,
-                              extra_reserved=view.secret_prefixes(loaded.profile))
-    except (LocateError, ArtifactError, OverrideError) as exc:
+        overrides = apply_overrides(loaded.profile, environ, where=_shown(loaded.profile_path, location.project_dir),
+                                    extra_reserved=view.secret_prefixes(loaded.profile))
+    except (LocateError, ArtifactError, ContractError) as exc:
         raise StartupError(str(exc)) from None
     logger.configure(fmt=get_path(overrides.settings, "logging.format"),
                      level=get_path(overrides.settings, "logging.level"),

@@ -12,8 +12,9 @@ returns a `Principal` or raises `AuthError` (a 401 for the caller).
 - OIDC: `Authorization: Bearer <Google-signed RS256 ID token>`: issuer
   `accounts.google.com`, the configured audience, the configured service
   account email with `email_verified`, `exp`/`iat` with a small leeway. Keys
-  come from Google's JWKS URL over urllib, cached by `Cache-Control: max-age`
-  and refetched (rate-limited) when an unknown `kid` arrives. RSA PKCS#1 v1.5
+  come from Google's JWKS URL (runtime.fetch: an overall deadline), cached by
+  `Cache-Control: max-age`, served stale while a refetch fails, refetched one at
+  a time and at most every `min_refetch` seconds (JwksCache). RSA PKCS#1 v1.5
   verification is `pow(sig, e, n)` compared with the padded DigestInfo.
 """
 
@@ -167,29 +168,41 @@ def rsa_pkcs1v15_sha256_verify(n: int, e: int, message: bytes, signature: bytes)
 
 
 class JwksCache:
-    """Google's signing keys by `kid`, fetched over HTTPS and cached per `Cache-Control: max-age`."""
+    """Google's signing keys by `kid`, fetched over HTTPS and cached per `Cache-Control: max-age`.
+
+    - Stale-while-error: once keys were fetched, an expired cache keeps serving them while a refetch
+      runs or fails; only a cache that never got keys answers AuthUnavailableError (a 503).
+    - One fetch at a time, at most one every `min_refetch` seconds (an unknown `kid` or an expired
+      cache asks for one); it runs on its own thread, and a delivery waits for it at most `wait`
+      seconds, and only when the keys it needs are not cached.
+    - Each fetch has an overall `deadline` (runtime.fetch), not only a per-read timeout.
+    """
 
     def __init__(self, url: str = GOOGLE_CERTS_URL, *, timeout: float = 5.0, min_refetch: float = 30.0,
-                 default_ttl: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
+                 default_ttl: float = 3600.0, deadline: float = 10.0, wait: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self._timeout = timeout
+        self._deadline = deadline
+        self._wait = wait
         self._min_refetch = min_refetch
         self._default_ttl = default_ttl
         self._clock = clock
         self._keys: dict[str, tuple[int, int]] = {}
         self._expires = 0.0
-        self._last_fetch = -1e18
+        self._last_attempt: float | None = None
+        self._last_error: str | None = None
+        self._inflight: threading.Event | None = None
         self._lock = threading.Lock()
-        #: number of fetches made (observability and tests)
+        #: number of fetches made, successful or not (observability and tests)
         self.fetches = 0
 
     def _fetch(self) -> None:
-        import urllib.request
+        from runtime.fetch import get
 
-        req = urllib.request.Request(self.url, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310 (URL is configured)
-            data = json.loads(resp.read(1 << 20))
-            cache_control = resp.headers.get("Cache-Control", "")
+        raw, headers = get(self.url, deadline=self._deadline, timeout=self._timeout, limit=1 << 20,
+                           headers={"Accept": "application/json"})
+        data = json.loads(raw)
         keys: dict[str, tuple[int, int]] = {}
         for jwk in data.get("keys", []):
             if jwk.get("kty") != "RSA" or "kid" not in jwk:
@@ -198,24 +211,44 @@ class JwksCache:
                 continue
             keys[jwk["kid"]] = (int.from_bytes(b64url_decode(jwk["n"]), "big"),
                                 int.from_bytes(b64url_decode(jwk["e"]), "big"))
-        m = re.search(r"max-age=(\d+)", cache_control)
+        m = re.search(r"max-age=(\d{1,9})", headers.get("Cache-Control", "") or "")
         ttl = float(m.group(1)) if m else self._default_ttl
-        self.fetches += 1
-        self._keys = keys
-        self._expires = self._clock() + ttl
+        with self._lock:
+            self._keys = keys
+            self._expires = self._clock() + ttl
+
+    def _run_fetch(self, done: threading.Event) -> None:
+        try:
+            self._fetch()
+            error = None
+        except Exception as exc:  # network, deadline, JSON or key decoding: keep serving the old keys
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.fetches += 1
+            self._last_error = error
+            self._inflight = None
+        done.set()
 
     def key(self, kid: str) -> tuple[int, int] | None:
         with self._lock:
             now = self._clock()
-            stale = now >= self._expires
-            unknown = kid not in self._keys and now - self._last_fetch >= self._min_refetch
-            if stale or unknown:
-                self._last_fetch = now
-                try:
-                    self._fetch()
-                except Exception as exc:  # network, JSON or key decoding
-                    if not self._keys:
-                        raise AuthUnavailableError(f"cannot fetch token signing keys: {type(exc).__name__}") from None
+            known = kid in self._keys
+            if known and now < self._expires:
+                return self._keys[kid]
+            done = self._inflight
+            due = self._last_attempt is None or now - self._last_attempt >= self._min_refetch
+            if done is None and due:
+                self._last_attempt = now
+                done = self._inflight = threading.Event()
+                threading.Thread(target=self._run_fetch, args=(done,), name="oneiric-jwks", daemon=True).start()
+            if known:  # expired: served while the refetch runs (or failed)
+                return self._keys[kid]
+        if done is not None:
+            done.wait(self._wait)
+        with self._lock:
+            if not self._keys:
+                reason = self._last_error or "the key server did not answer in time"
+                raise AuthUnavailableError(f"cannot fetch token signing keys: {reason.split(':')[0]}")
             return self._keys.get(kid)
 
 

@@ -46,14 +46,16 @@ class ArtifactWatcher:
             return False
         self._stamp = stamp
         from runtime.artifact import ArtifactError, check_stale, load_artifacts
-        from runtime.overrides import OverrideError, apply_env
+        from runtime import settings as view
+        from runtime.contract import ContractError
+        from runtime.overrides import apply_overrides
 
         rt = self.rt
         try:
             loaded = load_artifacts(Path(rt.profile_path), base=rt.project_dir)
             check_stale(loaded.profile, rt.project_dir)
-            overrides = apply_env(loaded.profile.settings, loaded.profile.env_keys, rt.environ)
-        except (ArtifactError, OverrideError) as exc:
+            overrides = apply_overrides(loaded.profile, rt.environ, extra_reserved=view.secret_prefixes(loaded.profile))
+        except (ArtifactError, ContractError) as exc:
             self.failures += 1
             rt.log("ERROR", "artifacts changed but failed verification; keeping the running ones", error=str(exc))
             return False

@@ -32,6 +32,24 @@ class SecretValue:
     def reveal(self) -> str:
         return self._value
 
+    def problem(self) -> str | None:
+        """Why the value cannot be used as a secret ("is empty", "is not valid UTF-8"), else None. Never
+        quotes the value: not even the offending character or its position."""
+        if not isinstance(self._value, str) or self._value == "":
+            return "is empty"
+        try:
+            self._value.encode("utf-8")
+        except UnicodeEncodeError:  # os.environ carries undecodable bytes as lone surrogates
+            return "is not valid UTF-8"
+        return None
+
+    def encoded(self) -> bytes:
+        """The value as UTF-8 bytes; SecretAccessError (naming no part of the value) when it is unusable."""
+        problem = self.problem()
+        if problem:
+            raise SecretAccessError(f"the secret's value {problem}")
+        return self._value.encode("utf-8")
+
     def __repr__(self) -> str:
         return "SecretValue('***')"
 
@@ -92,15 +110,24 @@ class SecretsAdapter(Adapter):
         """`{status, detail, missing}` for the given (name, version) pairs; status is ready|missing|error."""
         missing: list[str] = []
         errors: list[str] = []
+        unusable: list[str] = []
         for name, version in refs:
+            label = name if version in (None, "latest") else f"{name}@{version}"
             try:
-                self.get(name, version)
+                value = self.get(name, version)
             except SecretNotFoundError:
-                missing.append(name if version in (None, "latest") else f"{name}@{version}")
+                missing.append(label)
+                continue
             except AdapterError as exc:
-                errors.append(f"{name}: {exc}")
+                errors.append(f"{label}: {exc}")
+                unusable.append(label)
+                continue
+            problem = value.problem() if isinstance(value, SecretValue) else None
+            if problem:
+                errors.append(f"secret {label!r}: the value {problem}")
+                unusable.append(label)
         if errors:
-            return {"status": "error", "detail": "; ".join(errors), "missing": missing}
+            return {"status": "error", "detail": "; ".join(errors), "missing": missing, "unusable": unusable}
         if missing:
             return {"status": "missing", "detail": "missing: " + ", ".join(missing), "missing": missing}
         return {"status": "ready", "detail": None, "missing": []}

@@ -45,9 +45,11 @@ class FileSecrets(SecretsAdapter):
                 data = path.read_text(encoding="utf-8")
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
-            except (OSError, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError:  # never the byte or its position: that is part of the value
+                raise SecretAccessError(f"secret {name!r}: {path.name} is not valid UTF-8 text") from None
+            except OSError as exc:
                 raise SecretAccessError(f"secret {name!r}: cannot read {path.name}: "
-                                        f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+                                        f"{exc.strerror or type(exc).__name__}") from None
             if self.strip_newline:
                 data = data.removesuffix("\n").removesuffix("\r")
             return SecretValue(data)

@@ -367,6 +367,9 @@ class SecretManagerSecrets(SecretsAdapter):
             elif isinstance(outcome, AdapterError):
                 errors.append(str(outcome))
                 references.append(self._reference(key, "error"))
+            elif isinstance(outcome, SecretValue) and outcome.problem():
+                errors.append(f"secret {self._label(key)!r}: the value {outcome.problem()}")
+                references.append(self._reference(key, "error"))
             else:
                 references.append(self._reference(key, "ready"))
         if errors:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable, TextIO
 
 USAGE = "workflow {enqueue KEY [--context JSON] [--run-id ID] [--json] | run KEY [...] | list | status RUN_ID}"
@@ -42,15 +43,23 @@ def _parser() -> Any:
 
 
 def _context(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
+    """--context under the endpoint's own rules (runtime.workflows.request)."""
+    from runtime.workflows.request import BadRequest, parse_context
+
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise _Usage(f"--context is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _Usage("--context must be a JSON object")
-    return value
+        return parse_context(text)
+    except BadRequest as exc:
+        raise _Usage(str(exc)) from None
+
+
+def _run_id(text: str | None) -> str | None:
+    from runtime.workflows.request import BadRequest, check_run_id
+
+    try:
+        check_run_id(text, "--run-id")
+    except BadRequest as exc:
+        raise _Usage(str(exc)) from None
+    return text
 
 
 def _default_runtime(options: Any) -> Any:
@@ -67,6 +76,7 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     try:
         args = _parser().parse_args(argv)
         context = _context(getattr(args, "context", None))
+        _run_id(getattr(args, "run_id", None))
     except _Usage as exc:
         print(f"{exc}\nusage: oneiric {USAGE}", file=err)
         return 2
@@ -77,10 +87,13 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     except Exception as exc:  # StartupError and friends: the message is for the operator
         print(f"error: {exc}", file=err)
         return 1
+    import sqlite3
+
     from runtime.workflows.service import EnqueueError, UnknownWorkflowError, service_for
 
-    svc = service_for(rt)
+    svc = None
     try:
+        svc = service_for(rt)
         if args.command == "enqueue":
             return _enqueue(svc, args, context, out, err)
         if args.command == "run":
@@ -95,13 +108,25 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     except EnqueueError as exc:
         print(f"error: {exc}", file=err)
         return 1
+    except sqlite3.Error as exc:  # a corrupt or unreadable runs database: one line, no traceback
+        from runtime.workflows.runs import FILENAME
+
+        where = getattr(getattr(svc, "store", None), "path", None) or Path(rt.cache_dir) / FILENAME
+        print(f"error: cannot use {where}: {exc} (move it aside to start a new one)", file=err)
+        return 1
+    except Exception as exc:  # anything else is still one line for the operator, never a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=err)
+        return 1
     finally:
         from runtime.workflows.service import stop
 
-        stop(rt)
-        close = getattr(rt, "close", None)
-        if close is not None:
-            close()
+        try:
+            stop(rt)
+            close = getattr(rt, "close", None)
+            if close is not None:
+                close()
+        except Exception:  # closing a broken store must not turn a clean error into a traceback
+            pass
 
 
 def _enqueue(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:

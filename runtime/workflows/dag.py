@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from runtime.model import DagNode, Entry, RetryPolicy
 
@@ -43,8 +43,80 @@ def _node(raw: DagNode | Mapping) -> DagNode:
                    payload=dict(raw.get("payload") or {}), retry_policy=policy)
 
 
+#: What a node's retry_policy may hold: the manifest schema's bounds (a test keeps them equal), re-checked
+#: here because a manifest also arrives by remote refresh, and a delay of 1e10 must never reach sleep().
+RETRY_LIMITS = {"attempts": (1, 100), "base_delay": (0, 3600), "max_delay": (0, 3600), "jitter": (0, 1)}
+
+
+class Problem:
+    """One reason a DAG cannot run: `code` (dag.duplicate-id, dag.unknown-dependency, dag.cycle,
+    dag.retry-policy), the JSON pointer inside the entry, a message, and the offending name (for hints)."""
+
+    __slots__ = ("code", "pointer", "message", "name")
+
+    def __init__(self, code: str, pointer: str, message: str, name: str) -> None:
+        self.code, self.pointer, self.message, self.name = code, pointer, message, name
+
+
+def check_nodes(workflow: str, nodes: Sequence[DagNode]) -> list[Problem]:
+    """Every problem of a workflow's nodes: duplicate ids, dependencies on no node, the first cycle, retry
+    policies out of bounds. The compiler reports them with positions; `build_plan` refuses the first."""
+    out: list[Problem] = []
+    ids: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        if n.id in ids:
+            out.append(Problem("dag.duplicate-id", f"/dag/nodes/{i}/id",
+                               f"workflow {workflow!r}: node id {n.id!r} is used twice", n.id))
+        ids.setdefault(n.id, i)
+        for field, (low, high) in RETRY_LIMITS.items():
+            value = getattr(n.retry_policy, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                out.append(Problem("dag.retry-policy", f"/dag/nodes/{i}/retry_policy/{field}",
+                                   f"workflow {workflow!r}: node {n.id!r} retry_policy.{field} = {value!r} is "
+                                   f"outside {low}..{high}", field))
+    for i, n in enumerate(nodes):
+        for j, dep in enumerate(n.depends_on):
+            if dep not in ids:
+                out.append(Problem("dag.unknown-dependency", f"/dag/nodes/{i}/depends_on/{j}",
+                                   f"workflow {workflow!r}: node {n.id!r} depends on {dep!r}, which is not a node "
+                                   "of this workflow", dep))
+    if len(ids) == len(nodes):  # with ambiguous ids the duplicate comes first
+        cycle = find_cycle({n.id: [d for d in n.depends_on if d in ids] for n in nodes})
+        if cycle:
+            out.append(Problem("dag.cycle", f"/dag/nodes/{ids[cycle[0]]}/depends_on",
+                               f"workflow {workflow!r} has a dependency cycle: " + " -> ".join(cycle), cycle[0]))
+    return out
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """The first cycle found by depth-first search (nodes in sorted order), as a closed path a -> b -> a."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
 def build_plan(entry: Entry) -> Plan:
-    """Validate and order `entry.dag.nodes` (Kahn's algorithm, ties broken by manifest order)."""
+    """Validate (check_nodes) and order `entry.dag.nodes` (Kahn's algorithm, ties broken by manifest order)."""
     dag = entry.dag
     raw_nodes = getattr(dag, "nodes", None) if dag is not None else None
     if raw_nodes is None and isinstance(dag, Mapping):
@@ -52,39 +124,16 @@ def build_plan(entry: Entry) -> Plan:
     nodes = [_node(n) for n in (raw_nodes or ())]
     if not nodes:
         raise PlanError(f"workflow {entry.key!r} has no dag nodes")
-    index: dict[str, int] = {}
-    for i, n in enumerate(nodes):
-        if n.id in index:
-            raise PlanError(f"workflow {entry.key!r}: duplicate node id {n.id!r}")
-        index[n.id] = i
-    for n in nodes:
-        for d in n.depends_on:
-            if d not in index:
-                raise PlanError(f"workflow {entry.key!r}: node {n.id!r} depends on unknown node {d!r}")
-        if n.retry_policy.attempts < 1:
-            raise PlanError(f"workflow {entry.key!r}: node {n.id!r} retry_policy.attempts must be >= 1")
+    problems = check_nodes(entry.key, nodes)
+    if problems:
+        raise PlanError(problems[0].message)
     remaining = {n.id: set(n.depends_on) for n in nodes}
     order: list[DagNode] = []
     while remaining:
         ready = [n for n in nodes if n.id in remaining and not remaining[n.id]]
-        if not ready:
-            cycle = _find_cycle({k: v for k, v in remaining.items()})
-            raise PlanError(f"workflow {entry.key!r}: dependency cycle {' -> '.join(cycle)}")
         for n in ready:
             order.append(n)
             del remaining[n.id]
         for deps in remaining.values():
             deps.difference_update(n.id for n in ready)
     return Plan(entry.key, tuple(order))
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
-    start = sorted(graph)[0]
-    path: list[str] = []
-    seen: dict[str, int] = {}
-    node = start
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = sorted(graph[node])[0]
-    return path[seen[node]:] + [node]

@@ -19,21 +19,18 @@ around every request), so it is not repeated here.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 import uuid
 from typing import Any, Mapping
 
 from runtime.tasks_auth import AuthError, AuthUnavailableError
 from runtime.workflows.dag import PlanError
+from runtime.workflows.request import BadRequest, parse_body  # noqa: F401 (the endpoint's validator, shared)
 from runtime.workflows.runs import RunConflictError
 from runtime.workflows.service import service_for
 
 #: seconds a sender should wait, by gate reason
 RETRY_AFTER = {"starting": 2, "stopping": 10, "draining": 10, "paused": 10}
-BODY_FIELDS = frozenset({"workflow", "run_id", "context", "metadata"})
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 
 Response = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -45,40 +42,6 @@ def _error(status: int, code: str, detail: str, headers: dict[str, str] | None =
 def _gated(reason: str) -> Response:
     return _error(503, reason, f"workflow dispatch is {reason}; retry later",
                   {"Retry-After": str(RETRY_AFTER.get(reason, 10))})
-
-
-class BadRequest(Exception):
-    """The delivery body is malformed (answered 400); the message says which field and why."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_body(body: bytes) -> dict[str, Any]:
-    """The delivery message, checked field by field; raises BadRequest with what is wrong."""
-    try:
-        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"body is not valid UTF-8 JSON: {exc}") from None
-    except RecursionError:  # `[[[[...` nested past the interpreter's recursion limit
-        raise BadRequest("body is nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("body must be a JSON object {workflow, run_id?, context?, metadata?}")
-    unknown = sorted(set(obj) - BODY_FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: workflow, run_id, context, metadata"
-                          " (results and checkpoints are never taken from a request)")
-    wf = obj.get("workflow")
-    if not isinstance(wf, str) or not wf.strip():
-        raise BadRequest("field workflow must be a non-empty string")
-    run_id = obj.get("run_id")
-    if run_id is not None and (not isinstance(run_id, str) or not _RUN_ID.match(run_id)):
-        raise BadRequest("field run_id must match [A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}")
-    for name in ("context", "metadata"):
-        if obj.get(name) is not None and not isinstance(obj[name], dict):
-            raise BadRequest(f"field {name} must be an object")
-    return obj
 
 
 def handle_delivery(rt: Any, body: bytes, headers: Mapping[str, str]) -> Response:

@@ -95,8 +95,8 @@ class WorkflowService:
         if not ref:
             return None
         value = self.rt.resolve(ref)
-        raw = value.reveal() if isinstance(value, SecretValue) else str(value)
-        key = raw.encode("utf-8")
+        # empty or not UTF-8: an AdapterError naming no part of the value (answered 503, never logged)
+        key = (value if isinstance(value, SecretValue) else SecretValue(str(value))).encoded()
         self._key = (key, time.monotonic())
         return key
 

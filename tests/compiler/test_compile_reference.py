@@ -188,8 +188,9 @@ def test_explain_shows_every_layer_winner_last(tmp_path: Path):
                          "--project-dir", str(root), "--json",
                          env={"ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN": "postgresql://x"})
     chain = json.loads(dsn.stdout)
-    assert [l["layer"] for l in chain] == ["settings file", "environment (ignored: key holds a secret reference)",
-                                           "secret"]
+    assert [l["layer"].split(":")[0] for l in chain] == ["settings file", "environment (refused at start", "secret"]
+    assert "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PGVECTOR__DSN" in chain[1]["layer"] and "secret://" in chain[1]["layer"]
+    assert chain[1]["value"] == "<redacted>" and "postgresql://x" not in dsn.stdout
     assert chain[0]["origin"] == "config/serverless.toml:21:1"
     port = json.loads(cli_in_process("explain", "http.port", "--project-dir", str(root), "--json").stdout)
     assert port == [{"layer": "schema default", "value": 8080, "origin": "schemas/settings.schema.json"}]

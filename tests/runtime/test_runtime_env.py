@@ -7,7 +7,8 @@ import json
 import pytest
 
 from runtime.model import EnvKey
-from runtime.overrides import OverrideError, apply_env, convert
+from runtime.contract import convert
+from runtime.overrides import OverrideError, apply_env
 from tests.support.cli import run_cli
 from tests.support.env import clean_env
 from tests.support.server import http
@@ -68,10 +69,13 @@ def test_unknown_key_warns_with_closest_and_reserved_names_are_quiet():
     assert "ONEIRIC_HTTP__PROT" in result.warnings[0] and "did you mean ONEIRIC_HTTP__PORT?" in result.warnings[0]
 
 
-def test_secret_bound_key_is_ignored_with_warning():
-    result = apply_env(SETTINGS, KEYS, {"ONEIRIC_HTTP__HMAC_KEY": "plain-text"})
-    assert result.settings["http"]["hmac_key"] == "secret://k"
-    assert "secret://" in result.warnings[0]
+def test_secret_bound_key_takes_only_a_secret_reference_and_never_echoes_the_value():
+    with pytest.raises(OverrideError) as caught:
+        apply_env(SETTINGS, KEYS, {"ONEIRIC_HTTP__HMAC_KEY": "plain-text"})
+    assert "ONEIRIC_HTTP__HMAC_KEY" in str(caught.value) and "secret://" in str(caught.value)
+    assert "plain-text" not in str(caught.value)
+    result = apply_env(SETTINGS, KEYS, {"ONEIRIC_HTTP__HMAC_KEY": "secret://other-key@3"})
+    assert result.settings["http"]["hmac_key"] == "secret://other-key@3"
 
 
 def test_provider_names_with_dots_land_in_their_provider():

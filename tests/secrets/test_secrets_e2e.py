@@ -199,10 +199,13 @@ PRECEDENCE = [
     # (row, environment, expected probe settings, expected secrets provider)
     ("artifact: file values, schema default, secrets by reference", {},
      {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-file", "limit": 5}, "gcp.secret_manager"),
-    ("env beats the artifact; a secret-bound key keeps its secret",
-     {TOKEN_VAR: ENV_TOKEN, "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LABEL": "from-env",
+    ("env beats the artifact",
+     {"ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LABEL": "from-env",
       "ONEIRIC_ADAPTERS_PROVIDER_SETTINGS_PROBE__LIMIT": "9"},
      {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-env", "limit": 9}, "gcp.secret_manager"),
+    ("a secret-bound key takes another secret reference from env",
+     {TOKEN_VAR: "secret://probe-token@1"},
+     {"token": fp(TOKEN_V1), "pinned": fp(TOKEN_V1), "label": "from-file", "limit": 5}, "gcp.secret_manager"),
     ("the env provider's variables mean nothing to Secret Manager",
      {"ONEIRIC_SECRET_PROBE_TOKEN": ENV_TOKEN},
      {"token": fp(TOKEN_V2), "pinned": fp(TOKEN_V1), "label": "from-file", "limit": 5}, "gcp.secret_manager"),
@@ -222,12 +225,18 @@ def test_serverless_profile_precedence_table(probe_compiled, sm, tmp_path, row, 
     assert report["secrets"]["provider"] == provider and report["secrets"]["status"] == "ready"
     assert report["adapters"]["adapter/probe"]["detail"] == expected
     output = result.stdout + result.stderr
-    if TOKEN_VAR in environ:  # ignored, and the warning names both the variable and the key
-        warning = next((line for line in output.splitlines() if TOKEN_VAR in line), "")
-        assert "adapters.provider_settings.probe.token" in warning, output
-        assert "ignored" in warning
     for value in (TOKEN_V1, TOKEN_V2, ENV_TOKEN, DSN):
         assert value not in output
+
+
+def test_serverless_profile_literal_in_a_secret_bound_key_is_refused_unechoed(probe_compiled, sm, tmp_path):
+    """A literal where a secret belongs is refused at start (exit 1) naming the variable, never the value."""
+    sm.put("pgvector-dsn", DSN)
+    argv = [PYTHON, "-m", "oneiric.cli", "health", "--probe", "--json"]
+    result = run(argv, probe_compiled, clean_env(tmp_path, ONEIRIC_PROFILE="serverless", **{TOKEN_VAR: ENV_TOKEN}))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert TOKEN_VAR in result.stderr and "secret://" in result.stderr and "Traceback" not in result.stderr
+    assert ENV_TOKEN not in result.stdout + result.stderr
 
 
 def test_serverless_profile_secret_bound_keys_are_marked_in_the_artifact(probe_compiled):
@@ -310,8 +319,8 @@ def test_serverless_profile_redaction_sweep(probe_compiled, sm, tmp_path):
         jobs = [
             pool.submit(cli, "health", "--probe", "--json", expect=0),
             pool.submit(cli, "supervisor-info", "--json", expect=0),
-            # an operator who tries to override a secret-bound key from the environment
-            pool.submit(cli, "health", "--probe", "--json", expect=0, **{TOKEN_VAR: ENV_TOKEN}),
+            # an operator who tries to override a secret-bound key from the environment: refused, unechoed
+            pool.submit(cli, "health", "--probe", "--json", expect=1, **{TOKEN_VAR: ENV_TOKEN}),
             pool.submit(orchestrate_briefly, project, tmp_path),
             pool.submit(tool, "explain", "adapters.provider_settings.probe.token", "--profile", "serverless"),
             pool.submit(tool, "report", "--probe", "--output", str(project / "notes.md")),
@@ -366,7 +375,7 @@ def test_serverless_profile_explain_never_echoes_an_env_value_for_a_secret_bound
                             env=gcloud_env(tmp_path, **{TOKEN_VAR: ENV_TOKEN}), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    assert TOKEN_VAR in result.stdout and "ignored" in result.stdout  # the chain names the variable
+    assert TOKEN_VAR in result.stdout and "refused at start" in result.stdout  # the chain names the variable
     assert ENV_TOKEN not in result.stdout + result.stderr
 
 

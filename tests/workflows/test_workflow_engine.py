@@ -31,9 +31,9 @@ def test_plan_orders_by_dependencies_and_manifest_order():
 
 
 @pytest.mark.parametrize("nodes, message", [
-    ([node("a", "t", ("b",)), node("b", "t", ("c",)), node("c", "t", ("a",))], "dependency cycle a -> b -> c -> a"),
-    ([node("a", "t", ("zz",))], "depends on unknown node 'zz'"),
-    ([node("a", "t"), node("a", "t")], "duplicate node id 'a'"),
+    ([node("a", "t", ("b",)), node("b", "t", ("c",)), node("c", "t", ("a",))], "dependency cycle: a -> b -> c -> a"),
+    ([node("a", "t", ("zz",))], "depends on 'zz', which is not a node"),
+    ([node("a", "t"), node("a", "t")], "node id 'a' is used twice"),
     ([], "has no dag nodes"),
 ])
 def test_plan_refuses_invalid_dags(nodes, message):
