@@ -20,7 +20,7 @@ import pytest
 from runtime.remote import RemoteError, fetch_bytes
 from runtime.tasks_auth import AuthUnavailableError, JwksCache
 
-from .procs import wait_for
+from tests.support.env import wait_until
 
 pytestmark = pytest.mark.area("security")
 
@@ -125,7 +125,7 @@ def test_jwks_serves_cached_keys_through_an_outage_with_one_refetch(reliability)
         clock.now += 61  # past max-age=60: the cache is stale
         answers = _at_once(lambda: cache.key("k1"))
         assert answers == [key] * 6  # stale-while-error: every delivery still verifies
-        wait_for(lambda: cache.fetches == 2, timeout=10)  # one refetch for all six
+        wait_until(lambda: cache.fetches == 2, timeout=10)  # one refetch for all six
         assert server.hits == 2
         for _ in range(5):  # within min_refetch: no new attempt, the stale keys keep answering
             assert cache.key("k1") == key
@@ -133,7 +133,7 @@ def test_jwks_serves_cached_keys_through_an_outage_with_one_refetch(reliability)
         clock.now += 31
         server.mode = "ok"
         assert cache.key("k1") == key
-        wait_for(lambda: cache.fetches == 3, timeout=10)
+        wait_until(lambda: cache.fetches == 3, timeout=10)
     finally:
         server.close()
     reliability.set(injects="JWKS server answering 500 after the cache expired; 6 deliveries at once",
@@ -149,7 +149,7 @@ def test_jwks_trickling_server_is_cut_off_by_the_overall_deadline(reliability):
         cache = JwksCache(server.url, min_refetch=30, deadline=1.5, wait=0.5, timeout=1)
         answers = _at_once(lambda: cache.key("k1"))
         assert all(isinstance(a, AuthUnavailableError) for a in answers), answers  # 503, not a hang
-        wait_for(lambda: cache.fetches == 1, timeout=10)  # the one fetch ended at its deadline
+        wait_until(lambda: cache.fetches == 1, timeout=10)  # the one fetch ended at its deadline
         assert server.hits == 1
         with pytest.raises(AuthUnavailableError, match="FetchError"):
             cache.key("k1")  # rate-limited: no second fetch, the reason is kept

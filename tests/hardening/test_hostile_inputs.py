@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .procs import assert_clean_failure, cli_env, oneiric, wait_for
+from tests.support.env import clean_env, wait_until
+from tests.support.procs import assert_clean_failure, oneiric
+from tests.support.server import Orchestrator
+
 from .project import HMAC_KEY, env_for, post, query, start
 from .test_security import _raw_request
 
@@ -19,8 +22,6 @@ pytestmark = pytest.mark.area("security")
 
 def _start_with(root: Path, **env: str):
     """`orchestrate` with the project's environment, `env` replacing any of it (the HMAC key too)."""
-    from tests.runtime.rt_helpers import Orchestrator
-
     return Orchestrator(root, ["orchestrate", "--no-remote"], {**env_for(root), **env}).wait_ready(30)
 
 
@@ -87,13 +88,13 @@ def test_total_header_bytes_and_open_connections_are_capped(hard_project, orches
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
         held.append(sock)
     try:
-        reply = wait_for(lambda: (r := _raw_request(orch.port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(
+        reply = wait_until(lambda: (r := _raw_request(orch.port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(
             b"HTTP/1.0 503") and r, timeout=10)
         assert b"Retry-After: 1" in reply and b"overloaded" in reply
     finally:
         for sock in held:
             sock.close()
-    healthy = wait_for(lambda: _raw_request(orch.port, b"GET /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 200"),
+    healthy = wait_until(lambda: _raw_request(orch.port, b"GET /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 200"),
                        timeout=10)
     assert healthy
     assert orch.terminate() == 0
@@ -143,8 +144,6 @@ def test_empty_or_missing_hmac_key_is_unhealthy_and_healthz_503_naming_it(hard_p
     report = json.loads(probe.stdout)
     assert probe.returncode == 1 and report["status"] == "unhealthy"
     assert report["secrets"]["status"] in ("error", "missing") and "tasks-hmac-key" in report["secrets"]["detail"]
-    from tests.runtime.rt_helpers import Orchestrator
-
     orch = Orchestrator(hard_project, ["orchestrate", "--no-remote"], env).wait_ready(30)
     orchestrators.append(orch)
     code, _, body = orch.get("/healthz")
@@ -191,7 +190,7 @@ def test_out_of_range_settings_fail_at_compile_time_with_a_position(tmp_path, se
     (root / "deployment" / "manifests").mkdir(parents=True)
     (root / "config" / "hard.toml").write_text(SETTINGS.replace(setting, value))
     (root / "deployment" / "manifests" / "hard.yaml").write_text(MANIFEST)
-    result = oneiric("compile", "--project-dir", str(root), cwd=root, env=cli_env())
+    result = oneiric("compile", "--project-dir", str(root), cwd=root, env=clean_env())
     assert_clean_failure(result, exit_code=1)
     line = next(line for line in result.error_lines if f"$.{says}:" in line)
     assert line.startswith("config/hard.toml:"), line
@@ -207,7 +206,7 @@ def test_retry_delays_out_of_range_fail_at_compile_time_with_a_position(tmp_path
     manifest = MANIFEST.replace("- {id: n1, task: noop}",
                                 "- {id: n1, task: noop, retry_policy: {attempts: 3, base_delay: 1e10, max_delay: 1e10}}")
     (root / "deployment" / "manifests" / "hard.yaml").write_text(manifest)
-    result = oneiric("compile", "--project-dir", str(root), cwd=root, env=cli_env())
+    result = oneiric("compile", "--project-dir", str(root), cwd=root, env=clean_env())
     assert_clean_failure(result, exit_code=1)
     lines = [line for line in result.error_lines if "retry_policy" in line]
     assert len(lines) == 2 and all(line.startswith("deployment/manifests/hard.yaml:") for line in lines), lines

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from rt_helpers import ROOT, clean_env, run_cli
 from runtime import contract
 from runtime.artifact import load_artifacts
 from runtime.contract import ContractError
 from runtime.overrides import apply_env, apply_overrides
+from tests.support.cli import run_cli
+from tests.support.env import ROOT, clean_env
 
 ARTIFACTS = {name: load_artifacts(ROOT / "build" / f"{name}_profile.json").profile
              for name in ("serverless", "default")}
@@ -179,8 +180,8 @@ def test_the_compiled_values_meet_their_own_constraints():
     ("ONEIRIC_LOGGING__PROJECT_ID", "postgresql://u:pw-Zq9@db/x", "holds a URL with a password"),
 ])
 def test_serverless_profile_override_outside_its_constraints_exits_1_naming_it(embedded_project, name, value, says):
-    result = run_cli(["orchestrate", "--profile", "serverless", "--no-http"], embedded_project,
-                     clean_env(**{name: value}))
+    result = run_cli("orchestrate", "--profile", "serverless", "--no-http", cwd=embedded_project,
+                     env=clean_env(**{name: value}))
     assert result.returncode == 1, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -190,30 +191,30 @@ def test_serverless_profile_override_outside_its_constraints_exits_1_naming_it(e
 
 
 def test_serverless_profile_override_inside_is_applied_through_the_cli(embedded_project):
-    info = run_cli(["supervisor-info", "--json"], embedded_project,
-                   clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_RUNTIME_SUPERVISOR__POLL_INTERVAL="0.5",
-                             ONEIRIC_HTTP__HMAC_KEY="secret://another-key"))
+    info = run_cli("supervisor-info", "--json", cwd=embedded_project,
+                   env=clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_RUNTIME_SUPERVISOR__POLL_INTERVAL="0.5",
+                                 ONEIRIC_HTTP__HMAC_KEY="secret://another-key"))
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["poll_interval"] == 0.5
 
 
 def test_alternate_spelling_is_reported_by_supervisor_info_and_a_conflict_is_refused(embedded_project):
     env = clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_RUNTIME__SUPERVISOR__ENABLED="false")
-    data = json.loads(run_cli(["supervisor-info", "--json"], embedded_project, env).stdout)
+    data = json.loads(run_cli("supervisor-info", "--json", cwd=embedded_project, env=env).stdout)
     assert (data["env_override"], data["supervisor_enabled"], data["decided_by"], data["decided_at"]) == (
         False, False, "env_override", "ONEIRIC_RUNTIME__SUPERVISOR__ENABLED")
     same = dict(env, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="no")
-    assert json.loads(run_cli(["supervisor-info", "--json"], embedded_project, same).stdout)["env_override"] is False
+    assert json.loads(run_cli("supervisor-info", "--json", cwd=embedded_project, env=same).stdout)["env_override"] is False
     clash = dict(env, ONEIRIC_RUNTIME_SUPERVISOR__ENABLED="true")
-    result = run_cli(["supervisor-info", "--json"], embedded_project, clash)
+    result = run_cli("supervisor-info", "--json", cwd=embedded_project, env=clash)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "ONEIRIC_RUNTIME_SUPERVISOR__ENABLED" in result.stderr and "ONEIRIC_RUNTIME__SUPERVISOR__ENABLED" in \
         result.stderr and "different values" in result.stderr
 
 
 def test_explain_never_prints_a_literal_set_for_a_secret_bound_key(tmp_path: Path):
-    result = run_cli(["explain", "http.hmac_key", "--profile", "serverless", "--json"], ROOT,
-                     clean_env(ONEIRIC_HTTP__HMAC_KEY="literal-key-Zq9"))
+    result = run_cli("explain", "http.hmac_key", "--profile", "serverless", "--json", cwd=ROOT,
+                     env=clean_env(ONEIRIC_HTTP__HMAC_KEY="literal-key-Zq9"))
     assert result.returncode == 0, result.stderr
     assert "literal-key-Zq9" not in result.stdout + result.stderr
     env_layer = json.loads(result.stdout)[-1]
