@@ -232,8 +232,8 @@ def test_serverless_profile_precedence_table(probe_compiled, sm, tmp_path, row, 
 def test_serverless_profile_literal_in_a_secret_bound_key_is_refused_unechoed(probe_compiled, sm, tmp_path):
     """A literal where a secret belongs is refused at start (exit 1) naming the variable, never the value."""
     sm.put("pgvector-dsn", DSN)
-    argv = [PYTHON, "-m", "oneiric.cli", "health", "--probe", "--json"]
-    result = run(argv, probe_compiled, clean_env(tmp_path, ONEIRIC_PROFILE="serverless", **{TOKEN_VAR: ENV_TOKEN}))
+    result = run_cli("health", "--probe", "--json", cwd=probe_compiled,
+                     env=gcloud_env(tmp_path, ONEIRIC_PROFILE="serverless", **{TOKEN_VAR: ENV_TOKEN}))
     assert result.returncode == 1, result.stdout + result.stderr
     assert TOKEN_VAR in result.stderr and "secret://" in result.stderr and "Traceback" not in result.stderr
     assert ENV_TOKEN not in result.stdout + result.stderr
