@@ -238,6 +238,9 @@ class EnvKey(Record):
                  constraints: dict[str, Any] | None = None) -> None:
         self._fill(name, path, type, secret_bound, {} if constraints is None else constraints)
 
+    def __hash__(self) -> int:  # hashable like before constraints: by the fields that are not a dict
+        return hash((self.name, self.path, self.type, self.secret_bound))
+
 
 class ManifestLink(Record):
     __slots__ = ("path", "digest")
