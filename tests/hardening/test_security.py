@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from runtime.tasks_auth import sign
-from tests.support.cli import cli_in_process
 from tests.support.env import ROOT, clean_env, wait_until
-from tests.support.procs import ERROR_LINE, assert_clean_failure, oneiric
+from tests.support.procs import oneiric, refused_compile
 
 from .project import HMAC_KEY, MANIFEST, SETTINGS, make_project, post, query, start
 
@@ -260,15 +259,8 @@ def test_factory_allowlist_bypasses_refused_at_compile_and_at_runtime(tmp_path, 
     make_project(project)  # valid first
     for i, path in enumerate(BYPASSES):
         (project / "deployment" / "manifests" / "hard.yaml").write_text(base.replace("FACTORY", path))
-        if i == 0:  # the real command line once; the same command in process for the rest
-            result = oneiric("compile", "--project-dir", str(project), cwd=project)
-            assert_clean_failure(result)
-            errors = result.error_lines
-        else:
-            result = cli_in_process("compile", "--project-dir", str(project), cwd=project)
-            assert result.returncode == 1, (path, result.stdout, result.stderr)
-            errors = [line for line in result.stderr.splitlines() if ERROR_LINE.match(line)]
-        assert errors and "hard.yaml:" in errors[0], (path, result.stderr)
+        errors, stderr = refused_compile(project, real_cli=i == 0)  # the real command line once
+        assert errors and "hard.yaml:" in errors[0], (path, stderr)
         compile_refused += 1
     reliability.set(injects=f"{len(BYPASSES)} factory strings: " + ", ".join(f"`{b}`" for b in BYPASSES),
                     must_hold="refused by `oneiric compile` (exit 1, located) and by runtime.adapters.base."
@@ -320,16 +312,9 @@ def test_file_url_escapes_refused_at_compile_and_by_the_remote_refresher(tmp_pat
             continue  # compile checks the text of the URL; links are resolved where the file is read (runtime)
         settings.write_text(base + f'\n[remote]\nmanifest_url = "{url}"\nallow_file_uris = true\n'
                                    f'allowed_file_uri_roots = ["{a}"]\n')
-        if not compile_refused:  # the real command line once; the same command in process for the rest
-            result = oneiric("compile", "--project-dir", str(project), cwd=project)
-            assert_clean_failure(result)
-            errors = result.error_lines
-        else:
-            result = cli_in_process("compile", "--project-dir", str(project), cwd=project)
-            assert result.returncode == 1, (name, result.stdout, result.stderr)
-            errors = [line for line in result.stderr.splitlines() if ERROR_LINE.match(line)]
+        errors, stderr = refused_compile(project, real_cli=not compile_refused)  # the real command line once
         assert any("remote.file-uri" in l or "outside allowed_file_uri_roots" in l or "file://" in l
-                   for l in errors), (name, result.stderr)
+                   for l in errors), (name, stderr)
         compile_refused.append(name)
     reliability.set(injects="file:// manifest URLs: " + "; ".join(urls), must_hold="refused by the runtime's remote "
                     "refresher (runtime.remote.check_file_url, after resolving symlinks) and, except symlinks, by "
@@ -353,7 +338,8 @@ def test_hmac_key_never_appears_in_what_the_server_writes_or_prints(hard_project
     post(orch.url, {"workflow": "noop3"}, signed=False)
     for args in (("health", "--json"), ("activity", "--json"), ("workflow", "status", "leak-1", "--json"),
                  ("health", "--probe", "--json"), ("supervisor-info", "--json")):
-        env = clean_env(ONEIRIC_CONFIG=str(hard_project / "config" / "hard.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY)
+        env = clean_env(ONEIRIC_CONFIG=str(hard_project / "config" / "hard.toml"),
+                        ONEIRIC_SECRET_TASKS_HMAC_KEY=HMAC_KEY)
         result = oneiric(*args, cwd=hard_project, env=env)
         said += [result.stdout, result.stderr]
     assert orch.terminate() == 0

@@ -34,7 +34,8 @@ def compile_in_process(root: Path, profiles: list[str] | None = None) -> dict[Pa
     return result.files
 
 
-def cli_in_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli_in_process(*args: str, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The compiler's command line run in this process: the same commands and output as `run_cli`, without
     an interpreter start-up per call. `env` holds variables to set for the call (not a whole environment);
     an exception escapes instead of becoming exit 1, so a traceback fails the test where it happens."""

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from tests.support.cli import cli_in_process
 from tests.support.env import PYTHON, clean_env
 
 #: `path:line:col: error: ...` as the text reporter prints it
@@ -79,3 +80,15 @@ def assert_clean_failure(result: Measured, *, exit_code: int = 1) -> None:
     """Exit code as expected, no traceback, and every error line located."""
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
     assert result.returncode == exit_code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+
+
+def refused_compile(project: Path, *, real_cli: bool) -> tuple[list[str], str]:
+    """`oneiric compile` of `project`, which must refuse cleanly (exit 1, no traceback): (its located error
+    lines, its stderr). `real_cli` runs the subprocess; otherwise the same command runs in process."""
+    if real_cli:
+        result = oneiric("compile", "--project-dir", str(project), cwd=project)
+        assert_clean_failure(result)
+        return result.error_lines, result.stderr
+    done = cli_in_process("compile", "--project-dir", str(project), cwd=project)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, (done.returncode, done.stdout, done.stderr)
+    return [line for line in done.stderr.splitlines() if ERROR_LINE.match(line)], done.stderr
