@@ -50,6 +50,7 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, force, fmt):
     from compiler.build import build_project
     from compiler.emit import EmitError, stale_files, write_all
 
+    before = incremental.before_build(root)
     result = build_project(root, out, requested)
     if not result.ok:
         emit_diagnostics(result.diagnostics, fmt)
@@ -62,7 +63,7 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, force, fmt):
             click.echo(f"{display(path)} is stale: run oneiric compile", err=True)
         if stale:
             ctx.exit(1)
-        incremental.record(root, out, requested, result)
+        incremental.record(root, out, requested, result, before)
         if fmt == "text":
             click.echo(f"up to date: {', '.join(display(p) for p in sorted(result.files))}")
         return
@@ -71,7 +72,7 @@ def compile_cmd(ctx, profiles, project_dir, out_dir, check, force, fmt):
     except EmitError as exc:
         click.echo(f"error: {exc} (nothing was written; the previous artifacts are intact)", err=True)
         ctx.exit(1)
-    incremental.record(root, out, requested, result)
+    incremental.record(root, out, requested, result, before)
     if fmt != "text":
         emit_diagnostics([], fmt)
         return

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -101,14 +102,28 @@ def _artifact_record(files: dict[Path, bytes], digests: dict[Path, str], out_dir
     return {_name(path, out_dir): [hashlib.sha256(data).hexdigest(), digests[path]] for path, data in files.items()}
 
 
-def record(root: Path, out_dir: Path, profiles: list[str] | None, result: Any) -> None:
+def before_build(root: Path) -> dict[str, Any]:
+    """What the stamp records about the inputs and the compiler, taken before the build reads them: a file
+    edited while the build runs then differs from the stamp, and the next compile builds again."""
+    return {"inputs": input_hashes(root), "compiler": compiler_fingerprint(), "started_ns": time.time_ns()}
+
+
+def record(root: Path, out_dir: Path, profiles: list[str] | None, result: Any, before: dict[str, Any]) -> None:
     """Write the stamp for a compile whose artifacts are now on disk (best effort: a read-only project
-    just builds every time)."""
+    just builds every time). No stamp when a factory module was edited after the build started (the
+    checks may have read it before the edit)."""
+    factories = factory_hashes(result.factory_modules)
+    for source, _ in factories.values():
+        try:
+            if source is not None and os.stat(source).st_mtime_ns >= before["started_ns"]:
+                return
+        except OSError:
+            return
     stamp = {
         "version": STAMP_VERSION,
-        "inputs": input_hashes(root),
-        "compiler": compiler_fingerprint(),
-        "factories": factory_hashes(result.factory_modules),
+        "inputs": before["inputs"],
+        "compiler": before["compiler"],
+        "factories": factories,
         "artifacts": _artifact_record(result.files, result.digests, out_dir),
     }
     path = stamp_path(root, out_dir, profiles)

@@ -147,3 +147,32 @@ def test_compiler_fingerprint_covers_code_schemas_and_templates():
     assert {"compiler/build.py", "runtime/model.py", "runtime/canonical.py",
             "schemas/settings.schema.json"} <= covered
     assert any(name.startswith("compiler/templates/") for name in covered)
+
+
+@pytest.mark.parametrize("edited", ["manifest", "factory"])
+def test_a_file_edited_while_the_build_runs_is_not_taken_as_built(compiled, monkeypatch, edited):
+    """The stamp holds the inputs as they were before the build read them, and none is written when a
+    factory source changed after the build started: the next compile builds again."""
+    from compiler import build
+    from compiler.cli import cli
+
+    project, env = compiled
+    pylib = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    monkeypatch.syspath_prepend(str(pylib))
+    real = build.build_project
+
+    def build_then_edit(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if edited == "manifest":
+            manifest = project / "deployment" / "manifests" / "app.yaml"
+            manifest.write_text(manifest.read_text() + "\n# edited during the build\n")
+        else:
+            (pylib / "acme_jobs.py").write_text(FACTORY + "\n# edited during the build\n")
+        return result
+
+    monkeypatch.setattr(build, "build_project", build_then_edit)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["compile", "--force", "--project-dir", str(project)], obj={}).exit_code == 0
+    monkeypatch.setattr(build, "build_project", real)
+    again = runner.invoke(cli, ["compile", "--check", "--project-dir", str(project)], obj={})
+    assert SKIPPED not in again.output, again.output
