@@ -237,3 +237,40 @@ def test_remote_https_trickle_ends_at_the_deadline(tls, reliability):
     reliability.set(injects="an https manifest server sending one byte every 0.3 s (5 minutes for the body)",
                     must_hold="the fetch ends with an error at its overall deadline",
                     figure=f"refused after {elapsed:.1f} s (deadline 1 s)")
+
+
+def test_oidc_deliveries_keep_verifying_when_the_key_server_goes_away(tmp_path, orchestrators, reliability):
+    """Through a running orchestrate: keys cached for 1 s, then the key server is gone; six deliveries at
+    once after expiry are all verified from the stale keys (stale-while-error), none waits out a fetch."""
+    from tests.support.oidc import AUDIENCE, SA, KeyServer, make_token
+
+    from .project import MANIFEST, SETTINGS, make_project, post, start
+
+    keys = KeyServer()
+    key = keys.add_key("kid-1")
+    keys.max_age = 1
+    settings = SETTINGS.replace('queue = "local"', 'queue = "cloudtasks"\n\n'
+                                '[adapters.provider_settings.cloudtasks]\nproject_id = "hardening"\n'
+                                'location = "us-central1"\nqueue = "q"\nemulator_host = "127.0.0.1:9"\n'
+                                f'http_target_url = "{AUDIENCE}"\nservice_account_email = "{SA}"')
+    settings = settings.replace('tasks_auth = "hmac"\nhmac_key = "secret://tasks-hmac-key"',
+                                f'tasks_auth = "oidc"\noidc_audience = "{AUDIENCE}"\n'
+                                f'oidc_service_account = "{SA}"\noidc_certs_url = "{keys.url}"')
+    root = make_project(tmp_path / "oidc", settings, MANIFEST)
+    orch = orchestrators.append(start(root))
+
+    def deliver(run_id: str) -> int:
+        raw = json.dumps({"workflow": "noop3", "run_id": run_id}).encode()
+        code, _ = post(orch.url, raw=raw, signed=False, headers={"Authorization": f"Bearer {make_token(key)}"})
+        return code
+
+    assert deliver("warm") == 200 and keys.fetches == 1
+    keys.httpd.shutdown()
+    keys.httpd.server_close()
+    time.sleep(1.5)  # past max-age=1: the cached keys are stale and the key server refuses connections
+    codes = _at_once(lambda: deliver(f"stale-{threading.get_ident()}"))
+    assert codes == [200] * 6, codes
+    assert orch.terminate() == 0
+    reliability.set(injects="JWKS cached with max-age=1, then the key server shut down; 6 OIDC deliveries at once "
+                            "against a running orchestrate", must_hold="all verified from the stale keys (200)",
+                    figure=f"{codes.count(200)} of 6 answered 200")
