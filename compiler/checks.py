@@ -7,10 +7,8 @@ returns diagnostics; none of them raises or prints.
 from __future__ import annotations
 
 import functools
-import posixpath
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import unquote, urlsplit
 
 from compiler.builtins import BUILTIN_FACTORY_PREFIXES
 from compiler.diagnostics import Diagnostic, Document, Span, Suggester, suggest
@@ -241,36 +239,13 @@ def _allowed(module: str, allowlist: list[str]) -> bool:
 
 
 def check_remote(layers: Layers, doc: Document | None) -> list[Diagnostic]:
-    url = layers.get(("remote", "manifest_url"))
-    if not url:
+    """runtime.contract.check_remote (the runtime re-runs it on env overrides), with a position."""
+    problem = contract.check_remote({k[1]: v for k, v in layers.values.items() if len(k) == 2 and k[0] == "remote"})
+    if problem is None:
         return []
+    code, message, hint = problem
     pointer = "/remote/manifest_url"
-    span = doc.span(pointer) if doc else None
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        if not layers.get(("remote", "allow_file_uris")):
-            return [Diagnostic("remote.file-uri", "file:// manifest_url needs [remote] allow_file_uris = true",
-                               span, pointer)]
-        path = unquote(parts.path)
-        if any(ord(c) < 0x20 for c in path):
-            return [Diagnostic("remote.file-uri", f"file:// URL holds a control character (%00?): {url!r}",
-                               span, pointer)]
-        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
-            return [Diagnostic("remote.file-uri", f"file:// URL must be absolute and local: {url!r}", span, pointer)]
-        normal = posixpath.normpath(path)
-        roots = [posixpath.normpath(r) for r in layers.get(("remote", "allowed_file_uri_roots"), [])]
-        if ".." in path.split("/") or not any(normal == r or normal.startswith(r.rstrip("/") + "/") for r in roots):
-            return [Diagnostic("remote.file-uri", f"manifest_url {url!r} is outside allowed_file_uri_roots "
-                               f"({', '.join(roots) or 'none allowed'})", span, pointer,
-                               "add its directory to [remote] allowed_file_uri_roots")]
-        return []
-    if parts.scheme == "https":
-        if not layers.get(("remote", "manifest_sha256")):
-            return [Diagnostic("remote.pin", "an https:// manifest_url needs [remote] manifest_sha256 (a sha256 pin)",
-                               span, pointer)]
-        return []
-    return [Diagnostic("remote.scheme", f"manifest_url scheme {parts.scheme or '(none)'!r} is not allowed",
-                       span, pointer, "use https:// with a sha256 pin, or file:// inside allowed_file_uri_roots")]
+    return [Diagnostic(code, message, doc.span(pointer) if doc else None, pointer, hint)]
 
 
 def check_tasks_auth(layers: Layers, base_profile: str, doc: Document | None) -> list[Diagnostic]:

@@ -374,3 +374,36 @@ def check_tasks_auth(http: Mapping[str, Any], base_profile: str) -> tuple[str, s
         if missing:
             return "auth.oidc", f"tasks_auth = \"oidc\" needs [http] {' and '.join(missing)}", None
     return None
+
+
+def check_remote(remote: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """(code, message, hint) when `[remote] manifest_url` is not allowed: https needs a sha256 pin; file://
+    needs allow_file_uris and an absolute local path, without control characters or `..`, inside
+    allowed_file_uri_roots (compared lexically here; the refresher also resolves symlinks before reading)."""
+    import posixpath
+    from urllib.parse import unquote, urlsplit
+
+    url = remote.get("manifest_url")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not remote.get("allow_file_uris"):
+            return "remote.file-uri", "file:// manifest_url needs [remote] allow_file_uris = true", None
+        path = unquote(parts.path)
+        if any(ord(c) < 0x20 for c in path):
+            return "remote.file-uri", f"file:// URL holds a control character (%00?): {url!r}", None
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            return "remote.file-uri", f"file:// URL must be absolute and local: {url!r}", None
+        normal = posixpath.normpath(path)
+        roots = [posixpath.normpath(str(r)) for r in remote.get("allowed_file_uri_roots") or []]
+        if ".." in path.split("/") or not any(normal == r or normal.startswith(r.rstrip("/") + "/") for r in roots):
+            return ("remote.file-uri", f"manifest_url {url!r} is outside allowed_file_uri_roots "
+                    f"({', '.join(roots) or 'none allowed'})", "add its directory to [remote] allowed_file_uri_roots")
+        return None
+    if parts.scheme == "https":
+        if not remote.get("manifest_sha256"):
+            return "remote.pin", "an https:// manifest_url needs [remote] manifest_sha256 (a sha256 pin)", None
+        return None
+    return ("remote.scheme", f"manifest_url scheme {parts.scheme or '(none)'!r} is not allowed",
+            "use https:// with a sha256 pin, or file:// inside allowed_file_uri_roots")

@@ -129,6 +129,11 @@ def apply_env(settings: Mapping[str, Any], env_keys: Iterable[EnvKey], environ: 
         if problem:
             names = ", ".join(v for p, v in sorted(result.sources.items()) if p.startswith("http."))
             errors.append(f"{names}: {problem[1]}" + (f" ({problem[2]} in the settings file)" if problem[2] else ""))
+    if not errors and any(p.startswith("remote.") for p in result.applied):
+        problem = contract.check_remote(result.settings.get("remote") or {})
+        if problem:
+            names = ", ".join(v for p, v in sorted(result.sources.items()) if p.startswith("remote."))
+            errors.append(f"{names}: {problem[1]}" + (f" ({problem[2]})" if problem[2] else ""))
     if errors:
         raise ContractError("; ".join(errors))
     return result
