@@ -217,6 +217,10 @@ class _Loader:
         self.seen: set[int] = set()
         self.stack: set[int] = set()
         self.implicit: set[int] = set()  # composed scalars whose tag came from their plain text
+        # libyaml puts an empty value that ends the stream one line past the last one ("? a" without a
+        # newline); such marks are clamped to the last line so every position lies inside the file
+        self.last_line = (text.count("\n") + text.count("\r") - text.count("\r\n") + text.count("\x85")
+                          + text.count("\u2028") + text.count("\u2029"))
 
     def run(self) -> tuple[int, Span | None, Any, Diagnostic | None]:
         """(documents, where the second starts, the first one's data, the fatal hazard or None)."""
@@ -250,7 +254,7 @@ class _Loader:
         if event.anchor is not None:
             return self.walk(self.compose(event), pointer, depth)
         mark = event.start_mark
-        span = _new_span(Span, (self.path, mark.line + 1, mark.column + 1))
+        span = _new_span(Span, (self.path, min(mark.line, self.last_line) + 1, mark.column + 1))
         if depth > MAX_DEPTH:
             if kind is not ScalarEvent:
                 self.open += 1  # its contents are still to be read past
@@ -410,7 +414,8 @@ class _Loader:
                 levels -= 1
 
     def span(self, node: Node) -> Span:
-        return _new_span(Span, (self.path, node.start_mark.line + 1, node.start_mark.column + 1))
+        mark = node.start_mark
+        return _new_span(Span, (self.path, min(mark.line, self.last_line) + 1, mark.column + 1))
 
     def walk(self, node: Node, pointer: str, depth: int) -> Any:
         if id(node) in self.seen:

@@ -99,11 +99,11 @@ def test_nasty_input(baseline, tmp_path, case_id, rel, data, location, reliabili
         assert errors[0].startswith(location), (errors, location)
         # the previous artifacts are intact
         assert {p.name: p.read_bytes() for p in (project / "build").iterdir()} == baseline["artifacts"]
-    limit = max(2.0, 2 * baseline["seconds"])  # on a machine so loaded that a valid compile takes > 1 s: relative
-    assert result.seconds < limit, f"{case_id}: {result.seconds:.2f}s (valid compile: {baseline['seconds']:.2f}s)"
+    # Time is recorded (bench/ and the reliability record), never asserted: the subprocess timeout above is
+    # the hang guard, and a loaded machine must not turn a correct refusal red.
     assert growth < 200, f"{case_id}: peak RSS {result.peak_rss_mib:.0f} MiB, {growth:.0f} MiB over a valid compile"
     reliability.set(injects=f"{case_id}: {len(data):,} bytes into {rel}",
-                    must_hold="exit 1, one error with file:line:col, no traceback, < 2 s, < +200 MiB peak RSS, "
+                    must_hold="exit 1, one error with file:line:col, no traceback, within the 30 s deadline, < +200 MiB peak RSS, "
                               "previous artifacts intact" if location else "compiles (exit 0)",
                     figure=f"exit {result.returncode} in {result.seconds:.2f} s, peak RSS {result.peak_rss_mib:.0f} MiB "
                            f"({growth:+.0f} vs valid compile {baseline['rss']:.0f} MiB)"

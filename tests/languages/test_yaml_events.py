@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -99,3 +100,13 @@ def test_positions_match_the_composer_for_generated_documents(data, flow):
     assert json.dumps(doc.data, sort_keys=True) == json.dumps(data, sort_keys=True)
     values, keys = _composed_positions(text)
     assert doc.positions == values and doc.key_positions == keys
+
+
+@pytest.mark.parametrize("raw", [b"? Ra, ", b"? x", b"a: 1\n? b"])
+def test_an_empty_value_at_the_end_of_the_stream_is_placed_inside_the_file(raw: bytes):
+    """libyaml marks such a value one line past the last; an editor jumping there would find no line."""
+    doc = load_yaml(raw, "m.yaml")
+    assert isinstance(doc, Document), doc
+    last_line = raw.count(b"\n") + 1
+    for span in [*doc.positions.values(), *doc.key_positions.values()]:
+        assert 1 <= span.line <= last_line, (raw, span)
