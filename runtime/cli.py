@@ -76,8 +76,52 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 
 # ---------------------------------------------------------------- verbs
 
-def cmd_orchestrate(global_opts: dict[str, Any], argv: list[str]) -> int:
-    """Serve the compiled profile: /healthz, /tasks/workflow, the supervisor."""
+#: orchestrate's options: name -> (attribute, takes a value, its default)
+_ORCHESTRATE_OPTIONS = {
+    "--config": ("config", True, None), "--profile": ("profile", True, None), "--demo": ("demo", False, False),
+    "--no-remote": ("no_remote", False, False), "--manifest": ("manifest", True, None),
+    "--health-path": ("health_path", True, None), "--http-port": ("http_port", True, None),
+    "--http-host": ("http_host", True, "0.0.0.0"), "--no-http": ("no_http", False, False),
+    "--no-watch": ("no_watch", False, False),
+}
+
+
+def _orchestrate_fast(argv: list[str]) -> Any:
+    """orchestrate's arguments read without argparse, whose import and help formatter cost a cold start
+    about 5 ms before the first 200 (bench/coldstart.py); None for anything but exactly spelled options
+    with well-formed values (abbreviations, --help, mistakes), which argparse then parses and reports."""
+    import types
+
+    ns = types.SimpleNamespace(**{attr: default for attr, _, default in _ORCHESTRATE_OPTIONS.values()})
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        if name not in _ORCHESTRATE_OPTIONS:
+            return None
+        attr, takes_value, _ = _ORCHESTRATE_OPTIONS[name]
+        if not takes_value:
+            if eq:
+                return None
+            setattr(ns, attr, True)
+        else:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    return None
+                value = argv[i]
+            if value.startswith("-") and not (attr == "http_port" and value[1:].isdigit()):
+                return None
+            if attr == "http_port":
+                try:
+                    value = int(value)
+                except ValueError:
+                    return None
+            setattr(ns, attr, value)
+        i += 1
+    return ns
+
+
+def orchestrate_parser():
     parser = _parser("orchestrate", "Serve the compiled profile: /healthz, /tasks/workflow, the Service Supervisor.")
     parser.add_argument("--no-remote", action="store_true", help="never refresh the manifest from [remote]")
     parser.add_argument("--manifest", help="manifest artifact to serve (must match the profile's pinned digest)")
@@ -86,7 +130,14 @@ def cmd_orchestrate(global_opts: dict[str, Any], argv: list[str]) -> int:
     parser.add_argument("--http-host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP server")
     parser.add_argument("--no-watch", action="store_true", help="do not watch build/ for new artifacts")
-    ns = parser.parse_args(argv)
+    return parser
+
+
+def cmd_orchestrate(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Serve the compiled profile: /healthz, /tasks/workflow, the supervisor."""
+    ns = _orchestrate_fast(argv)
+    if ns is None:
+        ns = orchestrate_parser().parse_args(argv)
     opts = _options(global_opts, ns, manifest=ns.manifest, health_path=ns.health_path, no_remote=ns.no_remote,
                     http_port=ns.http_port, http_host=ns.http_host, no_http=ns.no_http, no_watch=ns.no_watch)
     from runtime.orchestrate import orchestrate
