@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compiler import checks, deploy
+from compiler import checks, deploy, state_checks
 from compiler.catalog import Candidate, build_catalog, canonical_provider, choose
 from compiler.convert import structure
 from compiler.diagnostics import CompileError, Diagnostic, Document, pointer_from_parts
@@ -112,6 +112,9 @@ def resolve(profile_name: str, settings: Document | None, manifests: list[Docume
     errors.extend(checks.check_auth_matches_queue(entries, chosen, catalog, layers, settings))
     category = layers.get(("workflows", "options", "queue_category"), "queue")
     errors.extend(deploy.check_deploy(layers, settings, deploy.dispatch_deadline(selections, category)))
+    errors.extend(state_checks.check_state(layers, settings))
+    errors.extend(state_checks.check_hmac_window(entries, chosen, [k for d, k in catalog if d == "adapter"], layers,
+                                                 settings))
     refs, found = checks.collect_secret_refs(layers, settings)
     errors.extend(found)
     if errors:

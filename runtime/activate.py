@@ -66,6 +66,8 @@ def activate(rt: "Runtime") -> None:
     import time
 
     rt.secrets_checked_at = time.monotonic()
+    if rt.state.remote and rt.state.autostart:  # psycopg's import and connection run while /healthz is 503
+        rt.state.start()
 
 
 def check_secrets(rt: "Runtime", live: bool = False) -> dict[str, Any]:
@@ -154,3 +156,6 @@ def close(rt: "Runtime") -> None:
             adapter.close()
         except Exception as exc:
             rt.log("WARNING", f"adapter {domain}/{key} failed to close", error=f"{type(exc).__name__}: {exc}")
+    state = getattr(rt, "state", None)
+    if state is not None:
+        state.close()

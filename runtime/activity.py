@@ -1,10 +1,16 @@
-"""The activity store: pause/drain state per (domain, key) in domain_activity.sqlite (WAL, shared by CLI and server)."""
+"""The activity store: pause/drain state per (domain, key).
+
+`ActivityStore`: domain_activity.sqlite under the cache dir (WAL, shared by the CLI and the server of one
+machine; the sqlite state backend). `SharedActivity`: the `activity` rows of the postgres state store, so
+every instance enforces the same pause/drain. A store that is unreadable for good (not a database,
+malformed) raises ActivityError with `corrupt=True`: the supervisor then fails closed (paused).
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -29,7 +35,18 @@ CREATE TABLE IF NOT EXISTS domain_activity (
 
 
 class ActivityError(Exception):
-    """The store cannot be opened or written."""
+    """The store cannot be opened or written; `corrupt` when it cannot be read at all (not merely busy)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
+def _error(path: Path, exc: Exception) -> ActivityError:
+    import sqlite3
+
+    corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+    return ActivityError(f"{path}: {exc}", corrupt=corrupt)
 
 
 class ActivityRecord:
@@ -76,7 +93,7 @@ class ActivityStore:
                         return None
             return conn
         except sqlite3.Error as exc:
-            raise ActivityError(f"{self.path}: {exc}") from None
+            raise _error(self.path, exc) from None
 
     def ensure(self) -> None:
         """Create the file and table (WAL mode) if needed."""
@@ -96,7 +113,7 @@ class ActivityStore:
                 "SELECT domain, key, state, note, updated_at, updated_by FROM domain_activity "
                 "ORDER BY domain, key").fetchall()
         except sqlite3.Error as exc:
-            raise ActivityError(f"{self.path}: {exc}") from None
+            raise _error(self.path, exc) from None
         finally:
             conn.close()
         return [ActivityRecord(*row) for row in rows]
@@ -118,9 +135,60 @@ class ActivityStore:
                 "updated_by = excluded.updated_by",
                 (domain, key, state, note, now, updated_by))
         except sqlite3.Error as exc:
-            raise ActivityError(f"{self.path}: {exc}") from None
+            raise _error(self.path, exc) from None
         finally:
             conn.close()
+        return record
+
+
+class SharedActivity:
+    """The pause/drain rows of the shared state store (`[state] backend = "postgres"`).
+
+    `records()` never waits for a store still connecting (the supervisor keeps its previous view and
+    retries next tick); `set()` (the CLI) waits for the connection.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    @property
+    def path(self) -> str:
+        return self._handle.location
+
+    def ensure(self) -> None:
+        self._store(None)
+
+    def _store(self, timeout: float | None) -> Any:
+        from runtime.state import StateError
+
+        try:
+            return self._handle.store(timeout)
+        except StateError as exc:
+            raise ActivityError(f"{self._handle.location}: {exc}") from None
+
+    def records(self) -> list[ActivityRecord]:
+        from runtime.state import StateError
+
+        if self._handle.starting:  # none known yet: the runtime's gate says "starting" until it is connected
+            return []
+        try:
+            rows = self._store(0.0).activity_rows()
+        except StateError as exc:
+            raise ActivityError(f"{self._handle.location}: {exc}") from None
+        return [ActivityRecord(*row) for row in rows]
+
+    def set(self, domain: str, key: str, state: str, *, note: str | None = None,
+            updated_by: str = "cli") -> ActivityRecord:
+        from runtime.state import StateError
+
+        if state not in STATES:
+            raise ActivityError(f"state {state!r} is not one of {', '.join(STATES)}")
+        record = ActivityRecord(domain, key, state, note, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                updated_by)
+        try:
+            self._store(None).set_activity(domain, key, state, note, record.updated_at, updated_by)
+        except StateError as exc:
+            raise ActivityError(f"{self._handle.location}: {exc}") from None
         return record
 
 

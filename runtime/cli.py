@@ -1,4 +1,4 @@
-"""Runtime verbs (orchestrate, health, supervisor-info, activity, workflow): parse, wire, run; argparse only."""
+"""Runtime verbs (orchestrate, health, supervisor-info, activity, workflow, state): parse, wire, run; argparse only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 #: Global options valid before the verb (and, for convenience, after it).
 _GLOBAL_VALUE = ("--config", "--profile")
 #: The runtime's verbs; `oneiric.cli` routes these here and everything else to the compiler.
-VERBS = ("orchestrate", "health", "supervisor-info", "activity", "workflow")
+VERBS = ("orchestrate", "health", "supervisor-info", "activity", "workflow", "state")
 
 
 class UsageError(Exception):
@@ -195,6 +195,7 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
     if ns.probe:
         rt = build_runtime(opts)
         try:
+            rt.state_health = rt.state.probe()
             record = health.build_record(rt, source="probe", adapters_live=activate.probe_adapters(rt),
                                          secrets=activate.check_secrets(rt, live=True))
         finally:
@@ -246,6 +247,16 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
     from runtime.supervisor import evaluate
 
     rt = prepare(_options(global_opts, ns, log_stream=sys.stderr, health_path=ns.health_path))
+    if rt.state.remote:  # the shared activity rows: the DSN is a secret reference
+        from runtime import activate
+        from runtime.activity import ActivityError
+        from runtime.state import StateError
+
+        activate.activate(rt)
+        try:
+            rt.state.store()  # wait for the connection (bounded by connect_timeout_seconds)
+        except StateError as exc:
+            raise ActivityError(str(exc)) from None
     if ns.action:
         state = {"pause": "paused", "drain": "draining", "resume": "active"}[ns.action]
         who = rt.environ.get("USER") or rt.environ.get("LOGNAME") or f"uid{os.getuid()}"
@@ -293,12 +304,23 @@ def cmd_workflow(global_opts: dict[str, Any], argv: list[str]) -> int:
     return int(workflow_main(argv, opts) or 0)
 
 
+def cmd_state(global_opts: dict[str, Any], argv: list[str]) -> int:
+    """Create, upgrade or inspect the state store (runs, leases, dead letters): migrate | status."""
+    from runtime.start import RuntimeOptions
+    from runtime.state.cli import main as state_main
+
+    opts = RuntimeOptions(config=global_opts["config"], profile=global_opts["profile"], demo=global_opts["demo"],
+                          log_stream=sys.stderr)
+    return int(state_main(argv, opts) or 0)
+
+
 COMMANDS = {
     "orchestrate": cmd_orchestrate,
     "health": cmd_health,
     "supervisor-info": cmd_supervisor_info,
     "activity": cmd_activity,
     "workflow": cmd_workflow,
+    "state": cmd_state,
 }
 
 

@@ -41,8 +41,25 @@ def healthz_body(rt: "Runtime") -> tuple[int, dict[str, Any]]:
     if secrets:
         return 503, {"status": "unavailable", "reason": "required secret unavailable", "secrets": secrets,
                      "profile": rt.profile.profile.name}
+    store = getattr(rt, "state", None)
+    if store is not None and store.remote and store.starting:
+        return 503, {"status": "starting", "reason": "state store connecting", "profile": rt.profile.profile.name}
+    checked = state_block(rt)
+    if checked is not None and checked.get("status") != "ready":
+        return 503, {"status": "unavailable", "reason": "state store unavailable", "detail": checked.get("detail"),
+                     "profile": rt.profile.profile.name}
     return 200, {"status": "ok", "profile": rt.profile.profile.name, "activity_state": state,
                  "manifest_digest": rt.manifest.digest}
+
+
+def state_block(rt: "Runtime") -> dict[str, Any] | None:
+    """The state store as the supervisor last checked it (None before the first check); a remote store
+    not connected yet (or that failed to) is reported as it is now, not as the last tick saw it."""
+    store = getattr(rt, "state", None)
+    if store is not None and store.remote and store.status != "ready":
+        return store.health()
+    checked = getattr(rt, "state_health", None)
+    return None if checked is not None and checked.get("status") == "starting" else checked
 
 
 def profile_block(rt: "Runtime") -> dict[str, Any]:
@@ -61,8 +78,10 @@ def decide_status(rt: "Runtime", activity_state: str, secrets_status: str,
     the service is paused/draining, or the supervisor's last tick failed; else healthy."""
     required = [v.get("status") for v in adapters.values() if v.get("required", True)]
     optional = [v.get("status") for v in adapters.values() if not v.get("required", True)]
+    state = state_block(rt)
     if (any(s not in ("ready", "degraded") for s in required) or secrets_status != "ready"
-            or activity_state in ("stopping", "stopped", "starting")):
+            or activity_state in ("stopping", "stopped", "starting")
+            or (state is not None and state.get("status") != "ready")):
         return "unhealthy"
     if ("degraded" in required or any(s != "ready" for s in optional) or activity_state in ("paused", "draining")
             or rt.snapshot.error):
@@ -100,6 +119,9 @@ def build_record(rt: "Runtime", *, source: str, adapters_live: dict[str, dict] |
         "pid": os.getpid(),
         "written_at": utc_now_text(digits=0),
     }
+    state = state_block(rt)
+    if state is not None:  # the state store as last checked (the supervisor's tick, or a live probe)
+        record["state"] = state
     if rt.snapshot.error:
         record["lifecycle_state"]["supervisor"]["error"] = rt.snapshot.error
     return record

@@ -20,6 +20,8 @@ from runtime.locate import Location
 from runtime.logs import Logger
 from runtime.model import ManifestArtifact, ProfileArtifact, Selection
 from runtime.overrides import OverrideResult
+from runtime.state import StateConfig
+from runtime.state.handle import StateHandle
 from runtime.supervisor import Snapshot, evaluate
 
 
@@ -40,7 +42,15 @@ class Runtime:
         self.project_dir: Path = location.project_dir
         self.cache_dir = cache_dir
         self.health_path = health_path
-        self.activity = activity_mod.ActivityStore(self.cache_dir / activity_mod.FILENAME)
+        #: the state store (runtime.state): runs, leases, dead letters; raises StateError on bad [state] values
+        self.state = StateHandle(StateConfig.from_settings(self.settings), cache_dir=self.cache_dir,
+                                 resolve=self.resolve, log=self.log)
+        #: the last supervisor check of the state store (runtime.state.handle.StateHandle.tick)
+        self.state_health: dict[str, Any] | None = None
+        self.activity: Any = (activity_mod.SharedActivity(self.state) if self.state.remote
+                              else activity_mod.ActivityStore(self.cache_dir / activity_mod.FILENAME))
+        if self.state.remote:  # the shared pause/drain rows hold from the moment the store is connected
+            self.state.on_ready = self.refresh_activity
         toggles = self.profile.profile.toggles
         self.supervisor_enabled = view.supervisor_enabled(self.settings, toggles)
         self.poll_interval = view.poll_interval(self.settings)
@@ -109,6 +119,8 @@ class Runtime:
             return "starting"
         if self.lifecycle in ("stopping", "stopped"):
             return "stopping"
+        if self.state.remote and self.state.status != "ready":  # its pause/drain rows are not known yet
+            return "starting"
         return self.snapshot.state_for(domain, key)
 
     # ------------------------------------------------------------ in-flight work

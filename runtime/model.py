@@ -108,17 +108,23 @@ class RetryPolicy(Record):
 _NO_RETRY = RetryPolicy()
 
 
+#: a node attempt's default `timeout_seconds` (the manifest schema's default too)
+DEFAULT_NODE_TIMEOUT = 600.0
+
+
 class DagNode(Record):
-    __slots__ = ("id", "task", "depends_on", "payload", "retry_policy")
+    __slots__ = ("id", "task", "depends_on", "payload", "retry_policy", "timeout_seconds")
     id: str
     task: str
     depends_on: tuple[str, ...]
     payload: dict[str, Any]
     retry_policy: RetryPolicy
+    #: seconds one attempt of the node may run; past it the attempt fails and its thread is abandoned
+    timeout_seconds: float
 
     def __init__(self, id: str, task: str, depends_on: tuple[str, ...] = (), payload: dict[str, Any] | None = None,
-                 retry_policy: RetryPolicy = _NO_RETRY) -> None:
-        self._fill(id, task, depends_on, {} if payload is None else payload, retry_policy)
+                 retry_policy: RetryPolicy = _NO_RETRY, timeout_seconds: float = DEFAULT_NODE_TIMEOUT) -> None:
+        self._fill(id, task, depends_on, {} if payload is None else payload, retry_policy, timeout_seconds)
 
 
 class Dag(Record):

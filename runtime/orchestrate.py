@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from runtime import activate, health
@@ -30,7 +31,18 @@ def _port(options: Any, rt: Runtime) -> int:
 
 def _tick(rt: Runtime) -> None:
     before = rt.snapshot.global_state
+    before_error = rt.snapshot.error
     rt.refresh_activity()
+    first = getattr(rt.supervisor, "ticks", 1) == 0  # the evaluation before the first tick was not logged
+    if rt.snapshot.error and (rt.snapshot.error != before_error or first):
+        rt.log("ERROR", "activity store unreadable" + (": paused until it is readable (fail closed)"
+                                                         if rt.snapshot.global_state == "paused" else ""),
+               error=rt.snapshot.error)
+    previous = (rt.state_health or {}).get("status")
+    rt.state_health = rt.state.tick(now=time.time())
+    if rt.state_health.get("status") != previous and previous is not None:
+        rt.log("ERROR" if rt.state_health.get("status") != "ready" else "INFO",
+               f"state store {rt.state_health.get('status')}", detail=rt.state_health.get("detail"))
     after = rt.snapshot.global_state
     if after != before:
         rt.log("INFO", f"activity state {rt.activity_state()}", previous=before or "accepting",
@@ -112,6 +124,7 @@ def orchestrate(options: Any) -> int:
     drained = rt.wait_idle(grace)
     if not drained:
         rt.log("WARNING", "shutdown grace expired with work in flight", inflight=rt.inflight_count)
+        _workflows_hook(rt, "abandon")  # nodes still running are abandoned (daemon threads); leases released
     if server is not None:
         server.shutdown()
         server.server_close()
@@ -145,7 +158,7 @@ def _workflows_hook(rt: Runtime, name: str, **kwargs: Any) -> None:
     """Call runtime.workflows.service.start/stop when that package is installed (stop only if it was loaded)."""
     import sys
 
-    if name == "stop" and "runtime.workflows.service" not in sys.modules:
+    if name in ("stop", "abandon") and "runtime.workflows.service" not in sys.modules:
         return
     try:
         from runtime.workflows import service

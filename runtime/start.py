@@ -20,6 +20,7 @@ from runtime.locate import LocateError, locate, put_on_import_path
 from runtime.logs import Logger
 from runtime.contract import ContractError, get_path
 from runtime.overrides import apply_overrides
+from runtime.state import StateError
 
 
 class StartupError(Exception):
@@ -79,9 +80,12 @@ def prepare(options: Any) -> Runtime:
                      project_id=get_path(overrides.settings, "logging.project_id"))
     cache_dir = view.cache_dir(overrides.settings, location.cache_base or location.project_dir)
     health_path = _opt(options, "health_path")
-    rt = Runtime(location, loaded, overrides, logger, environ=environ, cache_dir=cache_dir,
-                 health_path=Path(health_path) if health_path else health.default_path(cache_dir),
-                 no_remote=bool(_opt(options, "no_remote", False)))
+    try:
+        rt = Runtime(location, loaded, overrides, logger, environ=environ, cache_dir=cache_dir,
+                     health_path=Path(health_path) if health_path else health.default_path(cache_dir),
+                     no_remote=bool(_opt(options, "no_remote", False)))
+    except StateError as exc:
+        raise StartupError(f"{exc} (settings or ONEIRIC_STATE__* environment)") from None
     for warning in overrides.warnings:
         rt.log("WARNING", warning)
     return rt

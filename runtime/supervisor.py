@@ -111,7 +111,8 @@ def active_windows(windows: Iterable[Mapping[str, Any]], now: time.struct_time) 
 
 def evaluate(store: ActivityStore | None, windows: Iterable[Mapping[str, Any]],
              previous: Snapshot | None = None, now: float | None = None) -> Snapshot:
-    """One supervisor decision: read the store (keeping the previous rows on a read error) and the windows."""
+    """One supervisor decision: read the store and the windows. On a read error the previous rows are kept
+    (a busy or unreachable store), except when the store is corrupt: then everything is paused."""
     now = time.time() if now is None else now
     error = None
     records: tuple[Rule, ...] = previous.records if previous else ()
@@ -120,6 +121,8 @@ def evaluate(store: ActivityStore | None, windows: Iterable[Mapping[str, Any]],
             records = tuple(_rule(r) for r in store.records())
         except ActivityError as exc:
             error = str(exc)
+            if exc.corrupt:  # fail closed: an unreadable store must not silently lift a pause
+                records = (Rule(ANY, ANY, "paused", "activity-store", f"fail closed: {exc}", None, "supervisor"),)
     when = time.gmtime(now)
     return Snapshot(records, active_windows(windows, when), time.strftime("%Y-%m-%dT%H:%M:%SZ", when), error)
 

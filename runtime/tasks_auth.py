@@ -4,11 +4,12 @@ Standard library only. Two verifiers share one contract: `verify(body, headers)`
 returns a `Principal` or raises `AuthError` (a 401 for the caller).
 
 - HMAC: `X-Oneiric-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, t + "." + body)>`.
-  The timestamp must be within `skew` seconds of now; the digest is compared in
-  constant time. A (t, v1) pair that already got a 2xx answer is a replay and
-  is refused: the caller reports success through `Principal.consume()` (a
-  failed delivery may be retried with the same signature inside the skew
-  window, as Cloud Tasks retries a task whose headers were signed at enqueue).
+  The timestamp must be within `skew` seconds of now (the workflow endpoint sets it
+  from `[http] hmac_window_seconds`: Cloud Tasks resends the headers signed at
+  enqueue on every retry); the digest is compared in constant time. With a
+  `replay` cache, a (t, v1) pair that already got a 2xx answer is refused (the
+  caller reports success through `Principal.consume()`); without one the caller
+  makes replays harmless itself (the endpoint keys runs by what the signature covers).
 - OIDC: `Authorization: Bearer <Google-signed RS256 ID token>`: issuer
   `accounts.google.com`, the configured audience, the configured service
   account email with `email_verified`, `exp`/`iat` with a small leeway. Keys
@@ -84,8 +85,8 @@ def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
 class ReplayCache:
     """(t, signature) pairs already answered with success, kept for the skew window.
 
-    In memory by default; `RunStore` provides a SQLite-backed one so a restart
-    does not reopen the window.
+    In memory. The workflow endpoint does not use one: its deliveries are idempotent by run, so a
+    replayed signature reaches the same run (see runtime.workflows.endpoint).
     """
 
     def __init__(self, window: float = 2 * DEFAULT_SKEW_SECONDS) -> None:
@@ -115,13 +116,16 @@ class HmacVerifier:
     mode = "hmac"
 
     def __init__(self, key: bytes, *, skew: float = DEFAULT_SKEW_SECONDS, replay: Any = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, queued_max_age: float | None = None) -> None:
         if not key:
             raise ValueError("HMAC key is empty")
         self._key = key
         self._skew = skew
-        self._replay = replay if replay is not None else ReplayCache()
+        #: None: no replay check here (the caller makes a replay harmless, e.g. by idempotency keys)
+        self._replay = replay
         self._clock = clock
+        #: how old a queue delivery's signature may be (Cloud Tasks resends the headers signed at enqueue)
+        self._queued_max_age = queued_max_age
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> Principal:
         value = _lower(headers).get(SIGNATURE_HEADER.lower())
@@ -131,12 +135,18 @@ class HmacVerifier:
         if not m:
             raise AuthError(f"malformed {SIGNATURE_HEADER} header; expected t=<unix>,v1=<hex sha256>")
         t, given = int(m.group(1)), m.group(2).lower()
-        if abs(self._clock() - t) > self._skew:
+        age = self._clock() - t
+        oldest = self._skew
+        if self._queued_max_age is not None and _lower(headers).get("x-cloudtasks-taskname"):
+            oldest = max(oldest, self._queued_max_age)
+        if age > oldest or -age > self._skew:
             raise AuthError("signature timestamp outside the allowed clock skew")
         expected = hmac.new(self._key, str(t).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, given):
             raise AuthError("signature does not match the body")
         token = f"{t}:{given}"
+        if self._replay is None:
+            return Principal("hmac", "hmac", None, (token, float(t)))
         if self._replay.seen(token):
             raise AuthError("signature already used (replay)")
         return Principal("hmac", "hmac", lambda: self._replay.add(token, t), (token, float(t)))

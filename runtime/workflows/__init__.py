@@ -1,17 +1,17 @@
-"""Workflows over a task queue: DAG plans, durable runs, execution, the delivery endpoint and the CLI verb.
+"""Workflows over a task queue: DAG plans, execution, the delivery endpoint and the CLI verb.
 
 Modules, in data-flow order:
 
 - `dag`: validates and orders a workflow entry's `dag.nodes` (`Plan`).
-- `runs`: the durable run store, `<cache_dir>/workflow_runs.sqlite` (WAL): run rows,
-  node checkpoints (group-committed within 20 ms), used HMAC signatures, enqueued task names.
-- `engine`: executes a run (retry policy, a small thread pool, pause/drain gates);
-  its docstring is the task factory contract `fn(payload, context, inputs)`.
+- `engine`: executes a run (retry policy, per-node timeout, at most 4 nodes of a run at once,
+  pause/drain gates, lease checks); its docstring is the task factory contract `fn(payload, context, inputs)`.
 - `messages`: the delivery body, the task name derived from a run id, the Cloud Tasks headers.
 - `service`: wires one `Runtime` (store, engine, auth, queue choice, enqueue) and the
   server's `start(rt, port=...)` / `stop(rt)` hooks.
 - `endpoint`: `handle_delivery(rt, body, headers)` for `POST /tasks/workflow`.
-- `cli`: `workflow enqueue|run|list|status`.
+- `cli`: `workflow enqueue|run|list [--dead]|status`.
+
+Runs, checkpoints, leases and dead letters live in the state store (`runtime.state`, `[state] backend`).
 
 Authentication lives in `runtime.tasks_auth`; the queue providers in
 `runtime.adapters.queue_local` and `runtime.adapters.queue_cloudtasks`.

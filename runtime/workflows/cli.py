@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-USAGE = "workflow {enqueue KEY [--context JSON] [--run-id ID] [--json] | run KEY [...] | list | status RUN_ID}"
+USAGE = ("workflow {enqueue KEY [--context JSON] [--run-id ID] [--json] | run KEY [...] | list [--dead] |"
+         " status RUN_ID}")
 
 
 class _Usage(Exception):
@@ -34,8 +35,10 @@ def _parser() -> Any:
         s.add_argument("--context", default=None, help="JSON object passed to every task as its context")
         s.add_argument("--run-id", default=None, help="idempotency key of the run (default: a new uuid)")
         s.add_argument("--json", action="store_true", help="print JSON")
-    s = sub.add_parser("list", help="the compiled workflows and their last run")
+    s = sub.add_parser("list", help="the compiled workflows and their last run (--dead: the dead letters)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--dead", action="store_true", help="list dead-lettered deliveries instead, newest first")
+    s.add_argument("--limit", type=int, default=100, help="at most this many dead letters (1..10000)")
     s = sub.add_parser("status", help="a run and its nodes")
     s.add_argument("run_id", metavar="RUN_ID")
     s.add_argument("--json", action="store_true")
@@ -170,6 +173,8 @@ def _run(svc: Any, args: Any, context: dict, out: TextIO, err: TextIO) -> int:
 
 
 def _list(svc: Any, args: Any, out: TextIO) -> int:
+    if args.dead:
+        return _dead(svc, args, out)
     rows = []
     for key, entry in sorted(svc.engine.workflows().items()):
         nodes = [n.id for n in svc.engine.plan(key).order]
@@ -206,12 +211,36 @@ def _queued(svc: Any, run_id: str) -> dict[str, Any] | None:
     return body
 
 
+def _dead(svc: Any, args: Any, out: TextIO) -> int:
+    """Deliveries that can never succeed, as recorded by the endpoint (runtime.workflows.endpoint._Never)."""
+    limit = max(1, min(int(args.limit), 10000))
+    letters = [{"key": d.key, "workflow": d.workflow, "run_id": d.run_id, "task_name": d.task_name,
+                "reason": d.reason, "detail": d.detail, "deliveries": d.deliveries,
+                "created_at": utc_text(d.created_at)} for d in svc.store.dead_letters(limit)]
+    if args.json:
+        print(json.dumps(letters, indent=2, sort_keys=True), file=out)
+    elif not letters:
+        print(f"no dead letters in {svc.store.location}", file=out)
+    else:
+        for d in letters:
+            print(f"{d['created_at']} {d['key']}: {d['reason']} ({d['deliveries']} deliver"
+                  f"{'y' if d['deliveries'] == 1 else 'ies'}; workflow {d['workflow'] or '-'}, run {d['run_id'] or '-'})"
+                  f": {d['detail']}", file=out)
+    return 0
+
+
+def utc_text(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def _status(svc: Any, args: Any, out: TextIO, err: TextIO) -> int:
     run, nodes = svc.status(args.run_id)
     if run is None:
         queued = _queued(svc, args.run_id)
         if queued is None:
-            print(f"error: no run {args.run_id!r} in {svc.store.path}", file=err)
+            print(f"error: no run {args.run_id!r} in {svc.store.location}", file=err)
             return 1
         if args.json:
             print(json.dumps(queued, indent=2, sort_keys=True), file=out)

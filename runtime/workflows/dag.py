@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from runtime.model import DagNode, Entry, RetryPolicy
+from runtime.model import DEFAULT_NODE_TIMEOUT, DagNode, Entry, RetryPolicy
 
 
 class PlanError(Exception):
@@ -40,7 +40,8 @@ def _node(raw: DagNode | Mapping) -> DagNode:
     rp = raw.get("retry_policy") or {}
     policy = rp if isinstance(rp, RetryPolicy) else RetryPolicy(**rp)
     return DagNode(id=raw["id"], task=raw["task"], depends_on=tuple(raw.get("depends_on") or ()),
-                   payload=dict(raw.get("payload") or {}), retry_policy=policy)
+                   payload=dict(raw.get("payload") or {}), retry_policy=policy,
+                   timeout_seconds=float(raw.get("timeout_seconds") or DEFAULT_NODE_TIMEOUT))
 
 
 #: What a node's retry_policy may hold: the manifest schema's bounds (a test keeps them equal), re-checked
@@ -127,6 +128,9 @@ def build_plan(entry: Entry) -> Plan:
     problems = check_nodes(entry.key, nodes)
     if problems:
         raise PlanError(problems[0].message)
+    for n in nodes:
+        if not 0 < n.timeout_seconds <= 86400:
+            raise PlanError(f"workflow {entry.key!r}: node {n.id!r} timeout_seconds must be in (0, 86400]")
     remaining = {n.id: set(n.depends_on) for n in nodes}
     order: list[DagNode] = []
     while remaining:

@@ -26,7 +26,7 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
   direct ``depends_on``, read from this run's own checkpoints.
 - The return value must be JSON-serialisable; it is the node's output,
   checkpointed in this run (group-committed within 20 ms, see
-  runtime.workflows.runs) and handed to dependent nodes. A value that cannot be
+  runtime.state.store) and handed to dependent nodes. A value that cannot be
   encoded fails the node at once (no retry).
 - Raising an exception is a failed attempt. The node is retried per its
   ``retry_policy``: up to ``attempts`` calls in this delivery, sleeping
@@ -36,9 +36,19 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
   run and skips every node already checkpointed. A task may therefore run
   more than once only when it raised, or when the process died before its
   output was committed: make side effects idempotent or key them by run.
+- Raising an exception whose class has ``permanent = True`` (such as
+  ``runtime.workflows.engine.Rejected``) says the run can never succeed (for
+  example a context the task refuses): no retry, the run is dead-lettered.
 
-Independent nodes run concurrently on a shared pool of ``max_workers``
-threads; a run with a single ready node runs it on the caller's thread.
+Every node attempt runs on its own daemon thread and may take at most the
+node's ``timeout_seconds`` (manifest, default 600): past it the attempt
+counts as failed (retried per its policy) and its thread is abandoned. One
+run executes at most ``max_workers`` (4) nodes at once, so one run with many
+long parallel nodes cannot hold back another run's nodes.
+The run's lease is renewed by the store's heartbeat while it executes; when
+the store reports the lease lost (another instance took the run after it
+expired), no further node starts and nothing more of the run is written
+(``Outcome.status == "lost"``).
 Before each node starts (and before each retry), ``rt.gate("task", KEY)`` is
 asked; a pause or drain of the task key stops dispatch, waits for nodes
 already running and leaves the run ``interrupted`` (resumable). The process
@@ -49,29 +59,36 @@ after SIGTERM in-flight runs go on to their end within the grace period.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from runtime.adapters.base import AdapterError, load_factory
 from runtime.model import DagNode, Entry, RetryPolicy
+from runtime.state import LeaseLost, Run, Store, dumps
 from runtime.workflows.context import Adapters, TaskContext, check_task_signature
 from runtime.workflows.dag import Plan, PlanError, build_plan
-from runtime.workflows.runs import Run, RunStore, dumps
 
 DEFAULT_MAX_WORKERS = 4
 #: gate reasons that come from the process lifecycle, not from an operator's pause or drain
 LIFECYCLE_REASONS = frozenset({"starting", "stopping"})
 
 
+class Rejected(Exception):
+    """Raised by a task: this run can never succeed (a context it refuses); dead-letter it, no retry."""
+
+    permanent = True
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one execution of a run ended."""
 
-    status: str  # "succeeded" | "failed" | "interrupted"
+    status: str  # "succeeded" | "failed" | "interrupted" | "rejected" | "lost"
     result: dict[str, Any] | None = None
     error: str | None = None
     node: str | None = None  # the failed node
@@ -81,7 +98,7 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class _NodeResult:
     node: DagNode
-    status: str  # "succeeded" | "failed" | "interrupted"
+    status: str  # "succeeded" | "failed" | "interrupted" | "rejected" | "lost"
     output: Any = None
     output_json: str = "null"
     error: str | None = None
@@ -94,6 +111,57 @@ class _NodeResult:
 def _fresh(text: str) -> Any:
     """A new object from JSON text: every task call gets its own copy."""
     return {} if text == "{}" else json.loads(text)
+
+
+class NodeTimeout(Exception):
+    """A node attempt ran past its `timeout_seconds` (a failed attempt; its thread is abandoned)."""
+
+
+class _Workers:
+    """Daemon threads for node attempts: an idle one is reused, else a new one starts, so an attempt
+    abandoned past its timeout never takes capacity from the others, and none holds up process exit.
+    (A thread per attempt costs about 0.1 ms to start; reusing them keeps a 3-node run at its old speed.)"""
+
+    MAX_IDLE = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self._idle = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1  # reserved: the put below is taken by one of the idle workers
+        if reuse:
+            self._tasks.put((future, fn, args))
+        else:
+            threading.Thread(target=self._work, args=((future, fn, args),), name="oneiric-node", daemon=True).start()
+        return future
+
+    def _work(self, task: tuple) -> None:
+        while True:
+            future, fn, args = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the waiter as is
+                    future.set_exception(exc)
+            with self._lock:
+                if self._idle >= self.MAX_IDLE:
+                    return
+                self._idle += 1
+            task = self._tasks.get()
+
+
+_WORKERS = _Workers()
+
+
+def spawn(fn: Callable[..., Any], *args: Any) -> Future:
+    """Call `fn(*args)` on a daemon worker thread; its Future."""
+    return _WORKERS.submit(fn, *args)
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -109,14 +177,14 @@ def _best(entries: list[Entry]) -> Entry | None:
 class Engine:
     """Workflow definitions of one runtime, plus the machinery to execute their runs."""
 
-    def __init__(self, rt: Any, store: RunStore, *, max_workers: int = DEFAULT_MAX_WORKERS,
+    def __init__(self, rt: Any, store: Store | Callable[[], Store], *, max_workers: int = DEFAULT_MAX_WORKERS,
                  sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random) -> None:
         self.rt = rt
-        self.store = store
+        #: the store, or a callable returning it (the service's, opened on first use)
+        self._store = store
         self._max_workers = max_workers
         self._sleep = sleep
         self._rng = rng
-        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._plans: dict[str, Plan] = {}
         self._factories: dict[str, Callable[..., Any]] = {}
@@ -125,6 +193,11 @@ class Engine:
         self._workflows: dict[str, Entry] = {}
         self._tasks: dict[str, Entry] = {}
         self._refresh()
+
+    @property
+    def store(self) -> Store:
+        store = self._store
+        return store if isinstance(store, Store) else store()
 
     # -- definitions ----------------------------------------------------------
 
@@ -201,32 +274,34 @@ class Engine:
 
     # -- execution ------------------------------------------------------------
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="oneiric-node")
-            return self._pool
-
     def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        """Nothing to wait for: node threads are daemons (SIGTERM is bounded by the grace period, and a
+        node still running then is abandoned; the store releases its run's lease)."""
 
-    def execute(self, run: Run, plan: Plan, *, used_signature: tuple[str, float] | None = None,
-                fresh: bool = False) -> Outcome:
+    def execute(self, run: Run, plan: Plan, *, fresh: bool = False) -> Outcome:
         """Run every node not yet checkpointed for `run`, then record how the run ended.
 
-        `used_signature` is recorded as used in the run's final transaction when the run succeeds;
-        `fresh` says the run was just created (no checkpoints to read).
+        `fresh` says the run was just created (no checkpoints to read). A lost lease ends the
+        execution as `lost` with nothing more written; a store that cannot record the end raises
+        StateError after the store released the run's lease (so any instance may resume it at once).
         """
         try:
             outcome, last = self._execute(run, plan, fresh)
+        except LeaseLost:
+            return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner")
         except BaseException as exc:
-            self.store.finish(run.run_id, status="failed", error=f"engine error: {type(exc).__name__}: {exc}")
+            try:
+                self.store.finish(run.run_id, status="failed", error=f"engine error: {type(exc).__name__}: {exc}")
+            except Exception:
+                self.store.release(run.run_id)
             raise
-        self.store.finish(run.run_id, status=outcome.status, result=outcome.result, error=outcome.error, node=last,
-                          used_signature=used_signature if outcome.status == "succeeded" else None)
+        if outcome.status == "lost":
+            return outcome
+        status = "failed" if outcome.status == "rejected" else outcome.status
+        try:
+            self.store.finish(run.run_id, status=status, result=outcome.result, error=outcome.error, node=last)
+        except LeaseLost:
+            return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner before its end was written")
         return outcome
 
     def _execute(self, run: Run, plan: Plan, fresh: bool = False) -> tuple[Outcome, dict[str, Any] | None]:
@@ -247,14 +322,18 @@ class Engine:
                 if res.deferred:
                     last = {"node_id": res.node.id, "status": "succeeded", "attempts": res.attempts,
                             "output_json": res.output_json, "started_at": res.started_at}
-            elif res.status == "failed":
-                failed = failed or res
+            elif res.status in ("failed", "rejected", "lost"):
+                if failed is None or (res.status == "lost" and failed.status != "lost"):
+                    failed = res
             else:
                 interrupted = interrupted or res.reason
 
         while True:
             if failed is None and interrupted is None:
                 ready = plan.ready(done, [n.id for n in running.values()])
+                if ready and not self.store.owns(run.run_id):
+                    failed = _NodeResult(ready[0], "lost", error="lease lost")
+                    ready = []
                 if len(ready) == 1 and not running:  # the common chain case: no thread hop
                     node = ready[0]
                     interrupted = self._held(node)
@@ -262,19 +341,21 @@ class Engine:
                         final = len(done) + 1 == len(plan.order)
                         settle(self._run_node(run, node, done, context_json, final))
                     continue
-                for node in ready:
+                for node in ready[:max(0, self._max_workers - len(running))]:  # the per-run limit
                     interrupted = self._held(node)
                     if interrupted:
                         break
-                    running[self._executor().submit(self._run_node, run, node, dict(done), context_json)] = node
+                    running[spawn(self._run_node, run, node, dict(done), context_json)] = node
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
                 running.pop(fut)
                 settle(fut.result())
+        if failed is not None and failed.status == "lost":
+            return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner", node=failed.node.id), None
         if failed is not None:
-            return Outcome("failed", error=failed.error, node=failed.node.id), last
+            return Outcome(failed.status, error=failed.error, node=failed.node.id), last
         if interrupted is not None or len(done) < len(plan.order):
             reason = interrupted or "incomplete"
             return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason), last
@@ -305,28 +386,37 @@ class Engine:
         try:
             fn = self.task_factory(node.task)
         except Exception as exc:
-            error = f"node {node.id!r}: cannot load task {node.task!r}: {exc}"
-            self.store.record_node(run.run_id, node.id, status="failed", attempts=0, error=error, started_at=started)
-            self._log("ERROR", "workflow node failed", run, node, error=error)
-            return _NodeResult(node, "failed", error=error)
+            return self._failed(run, node, "failed", 0, f"node {node.id!r}: cannot load task {node.task!r}: {exc}",
+                                started)
         adapters = Adapters(getattr(self.rt, "adapters", None) or {})
         error = ""
         attempt = 0
         for attempt in range(1, policy.attempts + 1):
             if attempt > 1:
                 self._sleep(retry_delay(policy, attempt - 1, self._rng))
+                if not self.store.owns(run.run_id):
+                    return _NodeResult(node, "lost", error="lease lost")
                 reason = self._held(node)
                 if reason:
-                    self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt - 1,
-                                           error=error, started_at=started)
+                    try:
+                        self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt - 1,
+                                               error=error, started_at=started)
+                    except LeaseLost:
+                        return _NodeResult(node, "lost", error="lease lost")
                     return _NodeResult(node, "interrupted", reason=reason)
             try:
                 # fresh copies for every call: JSON text decoded anew (faster than deepcopy)
                 context = TaskContext(_fresh(context_json), run_id=run.run_id, workflow=run.workflow, node=node.id,
                                       task=node.task, attempt=attempt, adapters=adapters, log=self._task_log)
-                output = fn(_fresh(payload_json), context, {d: _fresh(t) for d, t in inputs_json.items()})
+                call = spawn(fn, _fresh(payload_json), context, {d: _fresh(t) for d, t in inputs_json.items()})
+                if not wait([call], node.timeout_seconds)[0]:
+                    raise NodeTimeout(f"ran past its timeout_seconds = {node.timeout_seconds:g}; abandoned")
+                output = call.result()
             except Exception as exc:  # a failed attempt; the task's own error text
                 error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
+                if getattr(exc, "permanent", False) is True:
+                    error = f"node {node.id!r} rejected the run: {type(exc).__name__}: {exc}"
+                    return self._failed(run, node, "rejected", attempt, error, started)
                 self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
                 continue
             try:
@@ -335,14 +425,26 @@ class Engine:
                 error = f"node {node.id!r}: output is not JSON-serialisable: {exc}"
                 break
             if not defer:
-                self.store.record_node(run.run_id, node.id, status="succeeded", attempts=attempt,
-                                       output_json=output_json, started_at=started)
+                try:
+                    self.store.record_node(run.run_id, node.id, status="succeeded", attempts=attempt,
+                                           output_json=output_json, started_at=started)
+                except LeaseLost:
+                    return _NodeResult(node, "lost", error="lease lost")
             return _NodeResult(node, "succeeded", output=output, output_json=output_json, attempts=attempt,
                                started_at=started, deferred=defer)
-        error = f"{error} (gave up after {attempt} attempt(s))"
-        self.store.record_node(run.run_id, node.id, status="failed", attempts=attempt, error=error, started_at=started)
-        self._log("ERROR", "workflow node failed", run, node, error=error)
-        return _NodeResult(node, "failed", error=error)
+        return self._failed(run, node, "failed", attempt, f"{error} (gave up after {attempt} attempt(s))", started)
+
+    def _failed(self, run: Run, node: DagNode, status: str, attempts: int, error: str,
+                started: float) -> _NodeResult:
+        """Checkpoint a node that failed (or rejected the run) and say so; a lost lease wins."""
+        try:
+            self.store.record_node(run.run_id, node.id, status="failed", attempts=attempts, error=error,
+                                   started_at=started)
+        except LeaseLost:
+            return _NodeResult(node, "lost", error="lease lost")
+        self._log("ERROR", "workflow node failed" if status == "failed" else "workflow node rejected the run",
+                  run, node, error=error)
+        return _NodeResult(node, status, error=error)
 
     def _task_log(self, severity: str, message: str, **fields: Any) -> None:
         log = getattr(self.rt, "log", None)

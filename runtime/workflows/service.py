@@ -1,9 +1,10 @@
-"""Wires workflows into one `Runtime`: run store, engine, delivery auth, queue choice, enqueue; start/stop hooks.
+"""Wires workflows into one `Runtime`: state store, engine, delivery auth, queue choice, enqueue; start/stop hooks.
 
 `service_for(rt)` builds the pieces lazily on first use and keeps one per
-runtime object. `start(rt, port=...)` is the server's hook once HTTP listens:
-it binds the queue adapter to this instance (target URL, signer, log) and
-starts the local queue's dispatcher; `stop(rt)` stops it and closes the store.
+runtime object. The state store is the runtime's (`runtime.state.handle.handle_for(rt)`:
+`[state] backend`, sqlite by default). `start(rt, port=...)` is the server's hook once HTTP
+listens: it binds the queue adapter to this instance (target URL, signer, log) and starts the
+local queue's dispatcher; `stop(rt)` stops it and closes the store.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from runtime.adapters.base import AdapterContext, AdapterError, SecretValue
-from runtime.tasks_auth import AuthError, AuthUnavailableError, HmacVerifier, JwksCache, NoAuth, OidcVerifier, sign
+from runtime.state import Run, Store
+from runtime.state.handle import handle_for
+from runtime.tasks_auth import (DEFAULT_SKEW_SECONDS, AuthError, AuthUnavailableError, HmacVerifier, JwksCache, NoAuth,
+                                OidcVerifier, sign)
 from runtime.workflows.engine import Engine, Outcome
 from runtime.logs import utc_now_text
 from runtime.workflows.messages import DELIVERY_PATH, build_body, task_name_for
-from runtime.workflows.runs import Claim, Run, RunStore
 
 #: how long a resolved HMAC key is reused before asking the secrets adapter again
 KEY_TTL_SECONDS = 60.0
@@ -58,8 +61,8 @@ class WorkflowService:
 
     def __init__(self, rt: Any, *, jwks: JwksCache | None = None) -> None:
         self.rt = rt
-        self.store = RunStore.for_cache_dir(rt.cache_dir)
-        self.engine = Engine(rt, self.store)
+        self.state = handle_for(rt)
+        self.engine = Engine(rt, lambda: self.store)
         self._jwks = jwks
         self._lock = threading.Lock()
         self._verifier: Any = None
@@ -70,6 +73,11 @@ class WorkflowService:
         #: deliveries executing at once; the others wait here, blocked, instead of contending
         self.admission = threading.BoundedSemaphore(ADMISSION)
         self.admission_wait = ADMISSION_WAIT
+
+    @property
+    def store(self) -> Store:
+        """The state store (waits while a remote one is still connecting; raises StateError)."""
+        return self.state.store()
 
     # -- settings -------------------------------------------------------------
 
@@ -85,6 +93,16 @@ class WorkflowService:
     @property
     def max_body_bytes(self) -> int:
         return int(self.http.get("max_body_bytes") or 1048576)
+
+    @property
+    def hmac_window(self) -> float:
+        """How old the HMAC signature of a queue delivery may be (`[http] hmac_window_seconds`)."""
+        return float(self.http.get("hmac_window_seconds") or DEFAULT_SKEW_SECONDS)
+
+    @property
+    def hmac_skew(self) -> float:
+        """How far any signature's timestamp may be from this clock (`[http] hmac_skew_seconds`)."""
+        return float(self.http.get("hmac_skew_seconds") or DEFAULT_SKEW_SECONDS)
 
     def hmac_key(self) -> bytes | None:
         """The signing key from `http.hmac_key` (a secret reference), cached for a minute."""
@@ -125,7 +143,10 @@ class WorkflowService:
             return verifier
         with self._lock:
             if not isinstance(self._verifier, HmacVerifier) or self._verifier._key != key:
-                self._verifier = HmacVerifier(key, replay=self.store)
+                # no replay cache: a replayed signature maps to the same run (its idempotency key), which
+                # runs once and then answers its stored result (see runtime.workflows.endpoint)
+                self._verifier = HmacVerifier(key, skew=self.hmac_skew, replay=None,
+                                              queued_max_age=self.hmac_window)
             return self._verifier
 
     def signer(self) -> Callable[[bytes], dict[str, str]] | None:
@@ -211,8 +232,9 @@ class WorkflowService:
         if mode == "hmac" and not self.http.get("hmac_key"):
             return ["tasks_auth is hmac but http.hmac_key is not set: deliveries will be refused (401)"]
         if mode == "hmac" and choice.provider == "cloudtasks":
-            return ["tasks_auth is hmac with cloudtasks: the signature is made at enqueue, so retries more than"
-                    " 5 minutes later are refused; use oidc with Cloud Tasks in production"]
+            return [f"tasks_auth is hmac with cloudtasks: the signature is made at enqueue, so retries more than"
+                    f" {self.hmac_window:g} s later (http.hmac_window_seconds) are refused; use oidc with Cloud"
+                    f" Tasks in production"]
         return []
 
     def enqueue(self, workflow: str, *, context: dict[str, Any] | None = None,
@@ -246,7 +268,7 @@ class WorkflowService:
     # -- in-process runs (`workflow run`) ---------------------------------------
 
     def run_now(self, workflow: str, *, context: dict[str, Any] | None = None,
-                run_id: str | None = None) -> tuple[Claim, Outcome | None]:
+                run_id: str | None = None) -> tuple[Any, Outcome | None]:
         if self.engine.workflow(workflow) is None:
             raise UnknownWorkflowError(workflow)
         plan = self.engine.plan(workflow)
@@ -288,7 +310,7 @@ class WorkflowService:
         if self._embedded_queue is not None:
             self._embedded_queue.close()
         self.engine.close()
-        self.store.close()
+        self.state.close()
 
 
 _services: dict[int, tuple[Any, WorkflowService]] = {}
@@ -310,6 +332,19 @@ def service_for(rt: Any) -> WorkflowService:
 def start(rt: Any, *, port: int | None = None) -> None:
     """Server hook, after HTTP listens: bind the queue to this instance and start the local dispatcher."""
     service_for(rt).start(port)
+
+
+def abandon(rt: Any) -> None:
+    """Server hook, when the shutdown grace expired with runs still executing: give their leases up
+    (status `interrupted`), so another instance resumes them at once; their nodes are abandoned."""
+    with _services_lock:
+        entry = _services.get(id(rt))
+    if entry is None or entry[0] is not rt or entry[1].state.status != "ready":
+        return
+    released = entry[1].store.release_all()
+    if released:
+        rt.log("WARNING", "shutdown grace expired: runs released for another instance to resume",
+               runs=released)
 
 
 def stop(rt: Any) -> None:

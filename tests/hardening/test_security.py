@@ -60,24 +60,28 @@ def test_hmac_refusals_over_http(hard_project, orchestrators, reliability):
         refused[name] = code
         assert code == 401 and body["error"] == "unauthenticated", (name, code, body)
     assert _runs(hard_project) == 0  # nothing ran
-    # replay: a signature that got its 200 is refused the second time, even with a new task name
+    # replay: a signature that got its 200 reaches the same run (its idempotency key): the stored result,
+    # nothing runs again, even with a new task name and after a restart
     good = sign(HMAC_KEY.encode(), raw)
     assert post(url, raw=raw, signed=False, headers={"X-Oneiric-Signature": good})[0] == 200
+    replayed = {}
     for headers in ({}, {"X-CloudTasks-TaskName": "another-task"}):
         code, body = post(url, raw=raw, signed=False, headers={"X-Oneiric-Signature": good, **headers})
-        assert code == 401 and "replay" in body["detail"], body
-        refused[f"replayed{' with a new task name' if headers else ''}"] = code
-    # and after a restart the used signature is still refused (stored with the run)
+        assert (code, body["deduplicated"]) == (200, True), body
+        replayed[f"replayed{' with a new task name' if headers else ''}"] = code
     assert orch.terminate() == 0
     again = start(hard_project)
     orchestrators.append(again)
     code, body = post(again.url, raw=raw, signed=False, headers={"X-Oneiric-Signature": good})
-    assert code == 401 and "replay" in body["detail"], body
-    refused["replayed after a restart"] = code
+    assert (code, body["deduplicated"]) == (200, True), body
+    replayed["replayed after a restart"] = code
     assert query(hard_project, "SELECT run_id, attempts FROM runs") == [("sec-1", 1)]
-    reliability.set(injects="; ".join(refused), must_hold="401 for each, nothing runs; the one valid delivery runs "
-                    "once", figure=f"{len(refused)} of {len(refused)} attempts refused with 401; 1 run stored",
-                    attempts=len(refused), refused=sum(1 for c in refused.values() if c == 401))
+    reliability.set(injects="; ".join([*refused, *replayed]),
+                    must_hold="401 for each forged attempt, nothing runs; the one valid delivery runs once and its "
+                              "replays get the stored result",
+                    figure=f"{len(refused)} of {len(refused)} forged attempts refused with 401; {len(replayed)} replays"
+                           " answered from the stored run; 1 run stored, 1 attempt",
+                    attempts=len(refused) + len(replayed), refused=sum(1 for c in refused.values() if c == 401))
 
 
 # ---------------------------------------------------------------- OIDC: wrong audience, expired, forged

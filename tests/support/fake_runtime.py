@@ -46,6 +46,7 @@ def standard_workflows() -> list[Entry]:
                                   node("join", "load", ("a", "b"))]),
         workflow_entry("slow", [node("nap", "sleep", (), {"label": "nap"})]),
         workflow_entry("noop3", [node("n1", "noop"), node("n2", "noop", ("n1",)), node("n3", "noop", ("n2",))]),
+        workflow_entry("picky", [node("extract", "extract"), node("check", "picky", ("extract",), attempts=3)]),
     ]
 
 
@@ -70,7 +71,8 @@ class FakeRuntime:
                  allowlist: tuple[str, ...] = ("oneiric.demo", FIXTURE_TASKS)) -> None:
         entries = list(workflows if workflows is not None else standard_workflows())
         factories = {k: f"oneiric.demo.tasks:{v}" for k, v in DEMO_TASKS.items()}
-        factories.update({"set": f"{FIXTURE_TASKS}:returns_a_set", "mutate": f"{FIXTURE_TASKS}:mutates_its_arguments"})
+        factories.update({"set": f"{FIXTURE_TASKS}:returns_a_set", "mutate": f"{FIXTURE_TASKS}:mutates_its_arguments",
+                          "picky": f"{FIXTURE_TASKS}:rejects_without_id"})
         entries += [Entry(domain="task", key=k, provider="demo", factory=f) for k, f in factories.items()]
         selections = [Selection("task", k, "demo", f, {}, "builtin", "test") for k, f in factories.items()]
         selections += [Selection("workflow", e.key, "dag", e.factory, {}, "builtin", "test")

@@ -15,3 +15,15 @@ def mutates_its_arguments(payload: dict[str, Any], context: dict[str, Any], inpu
     for out in inputs.values():
         out["mutated"] = True
     return {"payload_seen": payload["seen"], "context_seen": context["seen"]}
+
+
+class NotForUs(ValueError):
+    """A task's own permanent error: the `permanent = True` attribute is the whole contract."""
+
+    permanent = True
+
+
+def rejects_without_id(payload: dict[str, Any], context: dict[str, Any], inputs: dict[str, Any]) -> Any:
+    if "customer_id" not in context:
+        raise NotForUs("context has no customer_id")
+    return {"customer": context["customer_id"]}

@@ -11,7 +11,7 @@ import pytest
 
 from runtime.tasks_auth import sign
 from runtime.workflows.endpoint import handle_delivery
-from runtime.workflows.service import _services, service_for, stop
+from runtime.workflows.service import service_for, stop
 from tests.support.effects import effects
 from tests.support.env import wait_until
 from tests.support.fake_runtime import HMAC_KEY, FakeRuntime
@@ -101,7 +101,7 @@ def test_unknown_workflow_404_and_oversized_body_413(fake_rt):
     assert (status, body["error"]) == (413, "payload_too_large")
 
 
-def test_unsigned_tampered_and_replayed_deliveries_get_401(fake_rt):
+def test_unsigned_and_tampered_deliveries_get_401(fake_rt):
     msg = {"workflow": "ingest", "run_id": "r-auth"}
     status, body, headers = deliver(fake_rt, msg, signed=False)
     assert (status, body["error"]) == (401, "unauthenticated") and "WWW-Authenticate" in headers
@@ -110,19 +110,86 @@ def test_unsigned_tampered_and_replayed_deliveries_get_401(fake_rt):
     tampered = json.dumps({"workflow": "ingest", "run_id": "r-other"}).encode()
     status, _, _ = handle_delivery(fake_rt, tampered, {"X-Oneiric-Signature": sig})
     assert status == 401
-    status, _, _ = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
-    assert status == 200
-    status, body, _ = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
-    assert status == 401 and "replay" in body["detail"]
     assert fake_rt.deliveries()[0]["http_status"] == 401
+    assert service_for(fake_rt).store.count_runs() == 0
 
 
-def test_replay_protection_survives_a_new_service_on_the_same_cache_dir(fake_rt):
-    raw = json.dumps({"workflow": "ingest", "run_id": "r-restart"}).encode()
+def test_a_replayed_signature_gets_the_stored_result_even_after_a_restart(fake_rt, tmp_path):
+    fx = tmp_path / "fx.jsonl"
+    raw = json.dumps({"workflow": "ingest", "run_id": "r-restart", "context": {"effects": str(fx)}}).encode()
     sig = sign(HMAC_KEY.encode(), raw)
-    assert handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})[0] == 200
-    _services.clear()  # as after a restart: a fresh service reading the same SQLite file
-    assert handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})[0] == 401
+    first = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
+    assert first[0] == 200 and first[1]["deduplicated"] is False
+    stop(fake_rt)  # as after a restart: a fresh service and store on the same SQLite file
+    again = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
+    assert (again[0], again[1]["deduplicated"], again[1]["result"]) == (200, True, first[1]["result"])
+    assert len(effects(fx)) == 3
+
+
+def test_a_captured_signature_sent_ten_times_at_once_runs_once(fake_rt, tmp_path):
+    """No run_id in the body: the run is keyed by the signed timestamp and the body's digest."""
+    fx = tmp_path / "fx.jsonl"
+    raw = json.dumps({"workflow": "ingest", "context": {"records": ["a"], "effects": str(fx)}}).encode()
+    sig = sign(HMAC_KEY.encode(), raw, _fresh_t(raw))
+    answers: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(10)
+
+    def replay() -> None:
+        barrier.wait()
+        status, body, _ = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})
+        answers.append((status, body))
+
+    threads = [threading.Thread(target=replay) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {s for s, _ in answers} <= {200, 409} and len(answers) == 10
+    # those that met the run in progress answer 409; the queue retries them and gets the stored result
+    answers = [(s, b) if s == 200 else handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sig})[:2]
+               for s, b in answers]
+    assert [s for s, _ in answers] == [200] * 10
+    assert len({b["run_id"] for _, b in answers}) == 1 and answers[0][1]["run_id"].startswith("sig-")
+    assert sorted(e["task"] for e in effects(fx)) == ["extract", "load", "transform"]  # 3 effects, not 30
+    assert service_for(fake_rt).store.count_runs() == 1
+    # the same body enqueued again later is signed again: a new run
+    later = handle_delivery(fake_rt, raw, {"X-Oneiric-Signature": sign(HMAC_KEY.encode(), raw, _fresh_t(raw))})
+    assert later[0] == 200 and later[1]["run_id"] != answers[0][1]["run_id"]
+
+
+def test_queue_deliveries_that_can_never_succeed_are_dead_lettered_with_2xx(fake_rt, tmp_path):
+    svc = service_for(fake_rt)
+    status, body, _ = deliver(fake_rt, {"workflow": "nope", "run_id": "r-nope"}, task="dl-1")
+    assert (status, body["status"], body["error"], body["deliveries"]) == (200, "dead_letter", "unknown_workflow", 1)
+    status, body, _ = deliver(fake_rt, {"workflow": "nope", "run_id": "r-nope"}, task="dl-1", retry=1)
+    assert (status, body["deliveries"]) == (200, 2)  # a duplicate that was in flight: counted, nothing else
+    status, body, _ = deliver(fake_rt, None, raw=b"{not json", task="dl-2")
+    assert (status, body["error"]) == (200, "bad_request")
+    assert deliver(fake_rt, {"workflow": "noop3", "run_id": "r-a"}, task="dl-3")[0] == 200
+    status, body, _ = deliver(fake_rt, {"workflow": "noop3", "run_id": "r-b"}, task="dl-3")  # task name reused
+    assert (status, body["status"], body["error"]) == (200, "dead_letter", "run_conflict")
+    # a task that rejects the run's context: no retry, the run is dead and stays dead
+    fx = tmp_path / "fx.jsonl"
+    msg = {"workflow": "picky", "run_id": "r-picky", "context": {"effects": str(fx)}}
+    status, body, _ = deliver(fake_rt, msg, task="dl-4")
+    assert (status, body["error"], body["run_id"]) == (200, "rejected", "r-picky")
+    again = deliver(fake_rt, msg, task="dl-4", retry=1)[1]  # the dead run answers its dead letter again
+    assert (again["status"], again["error"], again["deliveries"]) == ("dead_letter", "rejected", 2)
+    assert [e["task"] for e in effects(fx)] == ["extract"] and svc.store.get("r-picky").status == "dead"
+    assert sorted(d.key for d in svc.store.dead_letters()) == ["dl-1", "dl-2", "dl-3", "dl-4"]
+    dead_logs = [r for r in fake_rt.logs if r["message"] == "workflow delivery dead-lettered"]
+    assert dead_logs and all(r["severity"] == "ERROR" for r in dead_logs)
+    # the same mistakes sent directly (no queue headers) get their 4xx: nothing retries those
+    assert deliver(fake_rt, {"workflow": "nope"})[0] == 404
+    assert deliver(fake_rt, {"workflow": "picky", "run_id": "r-direct"})[0] == 422
+
+
+def test_a_store_that_cannot_be_reached_answers_503_not_500(fake_rt):
+    fake_rt.settings["state"] = {"backend": "postgres", "dsn": "secret://state-dsn", "connect_timeout_seconds": 1}
+    fake_rt.secrets.values["state-dsn"] = "postgresql://nobody@127.0.0.1:1/none"
+    status, body, headers = deliver(fake_rt, {"workflow": "noop3", "run_id": "r-down"})
+    assert (status, body["error"]) == (503, "state_unavailable") and headers["Retry-After"]
+    assert "postgres://127.0.0.1:1/none" in body["detail"] and "nobody" not in json.dumps(body)
 
 
 def test_paused_workflow_gets_503_with_retry_after_then_completes(fake_rt, tmp_path):

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from runtime.model import Entry, RetryPolicy
+from runtime.state import StateConfig, open_store
 from runtime.workflows.dag import PlanError, build_plan
 from runtime.workflows.engine import Engine, retry_delay
-from runtime.workflows.runs import RunConflictError, RunStore
 from tests.support.effects import effects
 from tests.support.fake_runtime import FakeRuntime, node, workflow_entry
 
@@ -57,62 +57,37 @@ def test_retry_delay_is_exponential_capped_and_jittered():
     assert retry_delay(p, 3, rng=lambda: 1.0) == 3.0  # jitter never exceeds max_delay
 
 
-# ---------------------------------------------------------------- run store
+# ---------------------------------------------------------------- run store (sqlite specifics; see tests/state)
 
-def test_store_is_wal_and_claims_are_idempotent(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite")
-    assert sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    c1 = store.claim(workflow="w", run_id="r1", task_name="t1", context={"x": 1})
-    assert (c1.outcome, c1.created, c1.run.attempts) == ("claimed", True, 1)
-    assert store.claim(workflow="w", run_id="r1", task_name=None, context={}).outcome == "busy"
-    assert store.claim(workflow="w", run_id="other-id", task_name="t1", context={}).outcome == "busy"  # by task name
-    with pytest.raises(RunConflictError):
-        store.claim(workflow="other", run_id="r1", task_name=None, context={})
-    store.record_node("r1", "a", status="succeeded", attempts=1, output={"v": 1})
-    store.finish("r1", status="failed", error="boom")
-    c2 = store.claim(workflow="w", run_id="r1", task_name="t1", context={"ignored": True})
-    assert (c2.outcome, c2.run.attempts, c2.run.context) == ("claimed", 2, {"x": 1})  # stored context wins
-    assert store.completed_outputs("r1") == {"a": {"v": 1}}
-    store.finish("r1", status="succeeded", result={"a": {"v": 1}})
-    c3 = store.claim(workflow="w", run_id="r1", task_name="t1", context={})
-    assert (c3.outcome, c3.run.result) == ("completed", {"a": {"v": 1}})
+def _store(cache_dir, **kwargs):
+    return open_store(StateConfig({}), cache_dir=cache_dir, **kwargs)
+
+
+def test_sqlite_store_is_wal(tmp_path):
+    store = _store(tmp_path)
+    assert sqlite3.connect(tmp_path / "workflow_runs.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
 def test_store_reclaims_a_run_whose_owner_process_died(tmp_path):
-    path = tmp_path / "runs.sqlite"
-    code = ("import sys; sys.path.insert(0, %r); from runtime.workflows.runs import RunStore;"
-            "s = RunStore(%r); print(s.claim(workflow='w', run_id='r', task_name=None, context={}).outcome)"
-            % (os.getcwd(), str(path)))
+    code = ("import sys; sys.path.insert(0, %r); from runtime.state import StateConfig, open_store;"
+            "s = open_store(StateConfig({}), cache_dir=%r);"
+            " print(s.claim(workflow='w', run_id='r', task_name=None, context={}).outcome)"
+            % (os.getcwd(), str(tmp_path)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "claimed", out.stderr
-    store = RunStore(path)
+    store = _store(tmp_path)
     run = store.get("r")
     assert run.status == "running"  # the process exited without finishing
     claim = store.claim(workflow="w", run_id="r", task_name=None, context={})
-    assert (claim.outcome, claim.run.attempts) == ("claimed", 2)
-
-
-def test_store_serialises_concurrent_claims(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite")
-    outcomes: list[str] = []
-    barrier = threading.Barrier(16)
-
-    def claim():
-        barrier.wait()
-        outcomes.append(store.claim(workflow="w", run_id="same", task_name=None, context={}).outcome)
-
-    threads = [threading.Thread(target=claim) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["busy"] * 15 + ["claimed"]
+    assert (claim.outcome, claim.run.attempts) == ("claimed", 2)  # on one host: no need to wait for the lease
+    store.close()
 
 
 # ---------------------------------------------------------------- engine
 
 def _engine(rt: FakeRuntime, sleeps: list[float] | None = None) -> Engine:
-    store = RunStore.for_cache_dir(rt.cache_dir)
+    store = _store(rt.cache_dir)
     return Engine(rt, store, sleep=(sleeps.append if sleeps is not None else time.sleep), rng=lambda: 0.0)
 
 
@@ -241,8 +216,8 @@ def test_engine_follows_a_manifest_swap(tmp_path):
 
 
 def test_checkpoints_are_group_committed_within_the_interval(tmp_path):
-    path = tmp_path / "runs.sqlite"
-    store = RunStore(path, checkpoint_interval=0.05)
+    path = tmp_path / "workflow_runs.sqlite"
+    store = _store(tmp_path, checkpoint_interval=0.05)
     store.claim(workflow="w", run_id="r", task_name=None, context={})
     store.record_node("r", "a", status="succeeded", attempts=1, output={"v": 1})
     store.record_node("r", "b", status="succeeded", attempts=1, output={"v": 2})
