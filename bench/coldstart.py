@@ -297,6 +297,25 @@ def row_oneiric_mounted(b: Bench) -> Server:
     return ORCHESTRATE, project, {**b.base_env, **env}
 
 
+def row_oneiric_postgres(b: Bench) -> Server | str:
+    """`[state] backend = "postgres"`: the first 200 comes once psycopg is imported and the store connected
+    (and migrated on the first run): /healthz answers 503 starting until then. The server is the test
+    suite's (initdb/pg_ctl in a temp dir), stopped at exit."""
+    import atexit
+
+    from tests.support.postgres import PgServer
+
+    server = PgServer()
+    if not server.available:
+        return "skipped (initdb/pg_ctl not found; apt-get install postgresql)"
+    server.start()
+    atexit.register(server.stop)
+    project = make_embedded_project(b.workdir / "state-postgres", EMBEDDED_SERVERLESS
+                                    + '\n[state]\nbackend = "postgres"\ndsn = "secret://state-dsn"\n')
+    return ORCHESTRATE, project, {**b.base_env, "ONEIRIC_SECRET_TASKS_HMAC_KEY": "bench-key",
+                                  "ONEIRIC_SECRET_STATE_DSN": server.database()}
+
+
 GCP_ROW, FILE_ROW = f"oneiric gcp ({SECRET_COUNT} refs)", f"oneiric file ({SECRET_COUNT} refs)"
 #: the table, in order: add a row by appending (name, builder)
 ROWS: list[tuple[str, Callable[[Bench], "Server | str"]]] = [
@@ -307,6 +326,7 @@ ROWS: list[tuple[str, Callable[[Bench], "Server | str"]]] = [
     (GCP_ROW, row_oneiric_gcp),
     (FILE_ROW, row_oneiric_file),
     (MOUNTED_ROW, row_oneiric_mounted),
+    ("oneiric postgres state", row_oneiric_postgres),
 ]
 
 

@@ -1,10 +1,12 @@
 """Throughput and latency of `POST /tasks/workflow` against a bare bottle handler, on loopback.
 
-    .venv/bin/python bench/tasks.py [--duration 20] [--concurrency 80] [--json]
+    .venv/bin/python bench/tasks.py [--duration 20] [--concurrency 80] [--backend sqlite|postgres|both] [--json]
 
-Builds a throwaway project (a 3-node no-op workflow, HMAC auth, runs
-durable in SQLite WAL), starts `python -m oneiric.cli orchestrate` on a
-free 127.0.0.1 port, and drives it with `--concurrency` clients for
+Rows: `sqlite` (one instance, runs in SQLite WAL) and `postgres x2` (two instances sharing one
+PostgreSQL server that this script starts from the distribution's binaries, see tests/state/pg.py;
+the clients alternate between the two instances). Each row is a ratio to the bare bottle handler
+measured in the same run. Builds a throwaway project (a 3-node no-op workflow, HMAC auth), starts
+`python -m oneiric.cli orchestrate` on free 127.0.0.1 ports, and drives it with `--concurrency` clients for
 `--duration` seconds: every request carries a fresh run id and a valid
 signature, so every request is a new durable run. A bare bottle app (parse
 the JSON, answer 200) runs at the same time on the same WSGI server class;
@@ -127,14 +129,16 @@ async def _one(port: int, payload: bytes, headers: str) -> int:
         writer.close()
 
 
-async def _drive(port: int, duration: float, concurrency: int, signed: bool, prefix: str) -> dict:
+async def _drive(port: int | list[int], duration: float, concurrency: int, signed: bool, prefix: str) -> dict:
     latencies: list[float] = []
     codes: dict[str, int] = {}
     counter = iter(range(10 ** 9))
     ok_ids: list[str] = []
     stop_at = time.monotonic() + duration
 
-    async def client() -> None:
+    ports = port if isinstance(port, list) else [port]
+
+    async def client(port: int) -> None:
         while time.monotonic() < stop_at:
             run_id = f"{prefix}-{next(counter)}"
             body = json.dumps({"workflow": "noop3", "run_id": run_id, "context": {}}).encode()
@@ -154,13 +158,13 @@ async def _drive(port: int, duration: float, concurrency: int, signed: bool, pre
                 ok_ids.append(run_id)
 
     started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(ports[i % len(ports)]) for i in range(concurrency)))
     elapsed = time.monotonic() - started
     return {"latencies": latencies, "codes": codes, "elapsed_s": elapsed, "ok_ids": ok_ids,
             "rps": codes.get("200", 0) / elapsed}
 
 
-def drive(port: int, seconds: float, concurrency: int, signed: bool, prefix: str) -> dict:
+def drive(port: int | list[int], seconds: float, concurrency: int, signed: bool, prefix: str) -> dict:
     return asyncio.run(_drive(port, seconds, concurrency, signed, prefix))
 
 
@@ -182,16 +186,25 @@ def merge(parts: list[dict]) -> dict:
 
 # ---------------------------------------------------------------- the two servers
 
-def make_project(root: Path) -> None:
-    write_project(root, MANIFEST, SETTINGS, profile="bench", manifest_name="bench.yaml")
+POSTGRES = """
+[state]
+backend = "postgres"
+dsn = "secret://state-dsn"
+pool_size = 8
+"""
+
+
+def make_project(root: Path, state: str = "") -> None:
+    write_project(root, MANIFEST, SETTINGS + state, profile="bench", manifest_name="bench.yaml")
     compile_project(root)
 
 
-def start_oneiric(root: Path) -> tuple[subprocess.Popen, int, object]:
+def start_oneiric(root: Path, dsn: str | None = None,
+                  name: str = "orchestrate") -> tuple[subprocess.Popen, int, object]:
     port = free_port()
     env = clean_env(ONEIRIC_CONFIG=str(root / "config" / "bench.toml"), ONEIRIC_SECRET_TASKS_HMAC_KEY=KEY,
-                    PORT=str(port))
-    log = open(root / "orchestrate.log", "wb")
+                    PORT=str(port), **({"ONEIRIC_SECRET_STATE_DSN": dsn} if dsn else {}))
+    log = open(root / f"{name}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "oneiric.cli", "orchestrate", "--no-remote",
                              "--http-host", "127.0.0.1"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
@@ -206,39 +219,89 @@ def start_bare() -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def run_interleaved(root: Path, duration: float, concurrency: int, rounds: int) -> tuple[dict, dict, dict]:
-    """Both servers up at once; alternate slices of duration/rounds so background load hits both alike."""
-    ours_proc, ours_port, log = start_oneiric(root)
+def run_interleaved(root: Path, duration: float, concurrency: int, rounds: int,
+                    dsn: str | None = None) -> tuple[dict, dict, dict]:
+    """Oneiric (one instance, or two sharing `dsn`) and the bare handler up at once; alternate slices of
+    duration/rounds so background load hits both alike."""
+    procs = [start_oneiric(root, dsn, f"orchestrate-{i}") for i in range(2 if dsn else 1)]
+    ours_ports = [port for _, port, _ in procs]
     bare_proc, bare_port = start_bare()
     try:
         warm = min(1.0, duration / 10)
-        drive(ours_port, warm, concurrency, True, "warm")
+        drive(ours_ports, warm, concurrency, True, "warm")
         drive(bare_port, warm, concurrency, False, "warm")
         ours_parts, bare_parts = [], []
         for i in range(rounds):
-            ours_parts.append(drive(ours_port, duration / rounds, concurrency, True, f"run{i}"))
+            ours_parts.append(drive(ours_ports, duration / rounds, concurrency, True, f"run{i}"))
             bare_parts.append(drive(bare_port, duration / rounds, concurrency, False, f"bare{i}"))
     finally:
-        for proc in (ours_proc, bare_proc):
+        for proc in [p for p, _, _ in procs] + [bare_proc]:
             proc.terminate()
             proc.wait(timeout=30)
-        log.close()
+        for _, _, log in procs:
+            log.close()
     ours = merge(ours_parts)
-    return ours, merge(bare_parts), count_runs(root, ours)
+    return ours, merge(bare_parts), count_runs(root, ours, dsn)
 
 
-def count_runs(root: Path, result: dict) -> dict:
-    db = sqlite3.connect(root / ".oneiric_cache" / "workflow_runs.sqlite")
-    measured = [r for (r,) in db.execute("SELECT run_id FROM runs WHERE run_id LIKE 'run%'")]
-    by_status = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
-    nodes_per_run = dict(db.execute(
-        "SELECT n, COUNT(*) FROM (SELECT run_id, COUNT(*) AS n FROM nodes WHERE status='succeeded' GROUP BY run_id)"
-        " GROUP BY n").fetchall())
-    attempts = dict(db.execute("SELECT attempts, COUNT(*) FROM runs GROUP BY attempts").fetchall())
+_COUNTS = {
+    "measured": "SELECT run_id FROM runs WHERE run_id LIKE 'run%'",
+    "by_status": "SELECT status, COUNT(*) FROM runs GROUP BY status",
+    "nodes_per_run": "SELECT n, COUNT(*) FROM (SELECT run_id, COUNT(*) AS n FROM nodes WHERE status='succeeded'"
+                     " GROUP BY run_id) AS per_run GROUP BY n",
+    "attempts": "SELECT attempts, COUNT(*) FROM runs GROUP BY attempts",
+}
+
+
+def count_runs(root: Path, result: dict, dsn: str | None = None) -> dict:
+    """Run rows in the store: lost (answered 200, no row), duplicated (attempts > 1 or extra node rows)."""
+    if dsn:
+        import psycopg
+
+        with psycopg.connect(dsn) as conn:
+            rows = {k: conn.execute(q).fetchall() for k, q in _COUNTS.items()}
+    else:
+        db = sqlite3.connect(root / ".oneiric_cache" / "workflow_runs.sqlite")
+        rows = {k: db.execute(q).fetchall() for k, q in _COUNTS.items()}
+        db.close()
+    measured = [r for (r,) in rows["measured"]]
     ok_ids = set(result["ok_ids"])
     return {"rows_measured": len(measured), "answered_200": len(ok_ids),
             "lost": len(ok_ids - set(measured)), "unanswered_rows": len(set(measured) - ok_ids),
-            "by_status": by_status, "runs_by_succeeded_node_count": nodes_per_run, "runs_by_attempts": attempts}
+            "by_status": dict(rows["by_status"]), "runs_by_succeeded_node_count": dict(rows["nodes_per_run"]),
+            "runs_by_attempts": dict(rows["attempts"])}
+
+
+def exactly_once(rows: dict) -> bool:
+    return (rows["lost"] == 0 and rows["unanswered_rows"] == 0 and rows["by_status"].get("running", 0) == 0
+            and set(rows["runs_by_succeeded_node_count"]) == {3} and set(rows["runs_by_attempts"]) == {1})
+
+
+def measure(backend: str, duration: float, concurrency: int, rounds: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="oneiric-bench-") as tmp:
+        root = Path(tmp)
+        if backend == "sqlite":
+            make_project(root)
+            ours, bare, rows = run_interleaved(root, duration, concurrency, rounds)
+        else:
+            from tests.support.postgres import PgServer  # the test suite's server: initdb/pg_ctl in a temp dir
+
+            server = PgServer()
+            if not server.available:
+                raise SystemExit("postgres row: initdb/pg_ctl not found (apt-get install postgresql)")
+            server.start()
+            try:
+                make_project(root, POSTGRES)
+                ours, bare, rows = run_interleaved(root, duration, concurrency, rounds, server.database())
+            finally:
+                server.stop()
+    for r in (ours, bare):
+        r.pop("ok_ids")
+    return {"backend": backend, "instances": 1 if backend == "sqlite" else 2, "oneiric": ours, "bare_bottle": bare,
+            "ratio": ours["rps"] / bare["rps"] if bare["rps"] else 0.0, "runs": rows, "exactly_once": exactly_once(rows)}
+
+
+TARGETS = {"sqlite": 0.6, "postgres": 0.5}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,33 +309,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per target (default 20)")
     p.add_argument("--concurrency", type=int, default=80, help="concurrent clients (default 80)")
     p.add_argument("--rounds", type=int, default=10, help="alternating slices per target (default 10)")
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="oneiric-bench-") as tmp:
-        root = Path(tmp)
-        make_project(root)
-        ours, bare, rows = run_interleaved(root, args.duration, args.concurrency, max(1, args.rounds))
-    ratio = ours["rps"] / bare["rps"] if bare["rps"] else 0.0
-    exact = rows["lost"] == 0 and rows["unanswered_rows"] == 0 and rows["by_status"].get("running", 0) == 0 \
-        and set(rows["runs_by_succeeded_node_count"]) == {3} and set(rows["runs_by_attempts"]) == {1}
-    for r in (ours, bare):
-        r.pop("ok_ids")
-    report = {"duration_s": args.duration, "concurrency": args.concurrency, "oneiric": ours, "bare_bottle": bare,
-              "rounds": args.rounds, "ratio": ratio, "runs": rows, "exactly_once": exact}
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    reports = [measure(b, args.duration, args.concurrency, max(1, args.rounds)) for b in backends]
     if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True))
+        print(json.dumps({"duration_s": args.duration, "concurrency": args.concurrency, "rounds": args.rounds,
+                          "rows": reports}, indent=2, sort_keys=True))
     else:
         print(f"POST /tasks/workflow, 3-node no-op workflow, {args.concurrency} clients x {args.duration:g}s, "
-              "loopback, HMAC-signed, runs durable in SQLite (WAL, synchronous=NORMAL)")
-        for name, r in (("oneiric", ours), ("bare bottle", bare)):
-            print(f"  {name:12s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                  f"errors {r['errors']}  ({r['requests']} requests, codes {r['codes']}; per slice {r['slices_rps']})")
-        print(f"  ratio oneiric/bare: {ratio:.2f} (target >= 0.5)")
-        print(f"  runs: {rows['rows_measured']} rows for {rows['answered_200']} answers 200; lost {rows['lost']}, "
-              f"extra {rows['unanswered_rows']}; by status {rows['by_status']}; "
-              f"succeeded nodes per run {rows['runs_by_succeeded_node_count']}; attempts {rows['runs_by_attempts']}"
-              f" -> {'exactly once' if exact else 'NOT exactly once'}")
-    return 0 if exact and ours["errors"] == 0 else 1
+              "loopback, HMAC-signed; ratio to a bare bottle JSON handler measured in the same run")
+        print(f"{'backend':<14}{'req/s':>9}{'bare req/s':>12}{'ratio':>7}{'target':>8}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'errors':>8}{'lost':>6}{'dup':>5}  exactly once")
+        for r in reports:
+            o, rows = r["oneiric"], r["runs"]
+            dup = rows["unanswered_rows"] + sum(v for k, v in rows["runs_by_attempts"].items() if k != 1)
+            name = "sqlite" if r["backend"] == "sqlite" else "postgres x2"
+            print(f"{name:<14}{o['rps']:>9.1f}{r['bare_bottle']['rps']:>12.1f}{r['ratio']:>7.2f}"
+                  f"{TARGETS[r['backend']]:>8.2f}{o['p50_ms']:>9.2f}{o['p99_ms']:>9.2f}{o['errors']:>8}"
+                  f"{rows['lost']:>6}{dup:>5}  {'yes' if r['exactly_once'] else 'NO'}"
+                  f"  (codes {o['codes']}; runs by status {rows['by_status']})")
+    return 0 if all(r["exactly_once"] and r["oneiric"]["errors"] == 0 for r in reports) else 1
 
 
 if __name__ == "__main__":
