@@ -122,9 +122,10 @@ def _deliver(rt: Any, body: bytes, low: dict[str, str], info: dict[str, Any]) ->
                      run_id=run_id)
     reason = rt.gate("workflow", workflow)
     if reason:
-        existing = svc.store.find(task_name=task_name, run_id=run_id)
-        if existing is not None and existing.workflow == workflow and existing.status == "succeeded":
-            return _stored(principal, existing, info)  # a completed run answers even while paused
+        if reason in ("paused", "draining"):  # a completed run answers even while paused (the store is up)
+            existing = svc.store.find(task_name=task_name, run_id=run_id)
+            if existing is not None and existing.workflow == workflow and existing.status == "succeeded":
+                return _stored(principal, existing, info)
         return _gated(reason)
     try:
         plan = svc.engine.plan(workflow)
