@@ -119,7 +119,7 @@ class Runtime:
             return "starting"
         if self.lifecycle in ("stopping", "stopped"):
             return "stopping"
-        if self.state.remote and self.state.status != "ready":  # its pause/drain rows are not known yet
+        if self.state.remote and self.state.starting:  # its pause/drain rows are not known yet
             return "starting"
         return self.snapshot.state_for(domain, key)
 

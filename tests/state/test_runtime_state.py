@@ -75,9 +75,12 @@ def test_an_unreachable_postgres_is_503_on_healthz_and_unhealthy_in_health(tmp_p
     assert record["severity"] == "ERROR" and "hunter2" not in json.dumps(record)
     code, body = post(inst.url, {"workflow": "noop3", "run_id": "r1"})
     assert (code, body["error"]) == (503, "state_unavailable")
+    health_file = root / ".oneiric_cache" / "runtime_health.json"  # rewritten by every supervisor tick
+    wait_until(lambda: (json.loads(health_file.read_text()).get("state") or {}).get("status") == "error", 10)
     out = run_cli(*["health", "--json"], cwd=root, env=env, timeout=60)
     report = json.loads(out.stdout)
     assert out.returncode == 1 and report["status"] == "unhealthy" and report["state"]["status"] == "error"
+    assert "127.0.0.1:1/none" in report["state"]["detail"] and "hunter2" not in out.stdout
 
 
 def test_a_corrupt_run_store_is_503_on_healthz(tmp_path, orchestrators):
