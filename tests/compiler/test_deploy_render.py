@@ -278,3 +278,32 @@ def test_serverless_profile_local_recipe_turns_the_probe_ready(tmp_path):
     record = json.loads(out.stdout)
     assert out.returncode == 0 and record["status"] == "healthy", out.stdout + out.stderr
     assert (record["secrets"]["provider"], record["secrets"]["status"]) == ("gcp.secret_manager", "ready")
+
+
+def test_queue_retry_duration_is_the_cloudtasks_setting_the_hmac_window_check_covers(tmp_path):
+    """maxRetryDuration = [adapters.provider_settings.cloudtasks] max_retry_duration_seconds; with tasks_auth =
+    hmac the compiler's own check (compiler/state_checks.py) keeps it inside hmac_window_seconds."""
+    hmac = ('[http]\ntasks_auth = "hmac"\nhmac_key = "secret://tasks-hmac-key"\nhmac_window_seconds = 900\n')
+    for name in ("config", "deployment"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    settings = tmp_path / "config" / "serverless.toml"
+    base = settings.read_text()
+    start = base.index("[http]")
+    end = base.index("[remote]")
+    without_oidc = base[:start] + base[end:]
+    table = DEPLOY.format(extra="").replace('[adapters.provider_settings.memcache]\ntoken = "secret://api-token"\n', "")
+    for retry, ok in ((600, True), (3600, False)):
+        text = without_oidc.replace('service_account_email = "tasks-invoker@oneiric-demo.iam.gserviceaccount.com"',
+                                    f'service_account_email = "tasks-invoker@oneiric-demo.iam.gserviceaccount.com"\n'
+                                    f'max_retry_duration_seconds = {retry}')
+        settings.write_text(text + "\n" + hmac + table)
+        out = _cli(tmp_path, "compile")
+        if ok:
+            assert out.returncode == 0, out.stderr
+            queue = yaml.safe_load((tmp_path / "build" / "serverless_queue.yaml").read_text())
+            assert queue["retryConfig"]["maxRetryDuration"] == "600s"
+            service = yaml.safe_load((tmp_path / "build" / "serverless_cloudrun.yaml").read_text())
+            names = [e["name"] for e in service["spec"]["template"]["spec"]["containers"][0]["env"]]
+            assert "ONEIRIC_SECRET_TASKS_HMAC_KEY" in names  # the signing key is mounted like any secret
+        else:
+            assert out.returncode == 1 and "max_retry_duration_seconds" in out.stderr, out.stderr
