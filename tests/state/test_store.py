@@ -200,3 +200,28 @@ def test_an_unreachable_or_corrupt_store_is_a_state_error_naming_it(tmp_path, pg
 def test_state_settings_are_bounds_checked(section, message):
     with pytest.raises(StateError, match=message):
         StateConfig(section)
+
+
+def test_a_run_whose_end_cannot_be_written_releases_its_lease(tmp_path, pg_dsn):
+    """The database refuses the end's writes (a trigger raising, as a full disk would): the run is given up at
+    once (`interrupted`, no owner), so a redelivery on any instance resumes it instead of waiting for the lease."""
+    import psycopg
+
+    first = make_store("postgres", tmp_path, pg_dsn, section={"lease_seconds": 600})
+    second = make_store("postgres", tmp_path, pg_dsn, section={"lease_seconds": 600})
+    try:
+        assert first.claim(workflow="w", run_id="r", task_name=None, context={}).outcome == "claimed"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION"
+                         " 'could not extend file: No space left on device'; END $$ LANGUAGE plpgsql")
+            conn.execute("CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON nodes FOR EACH ROW EXECUTE FUNCTION refuse()")
+        with pytest.raises(StateError, match="No space left on device"):
+            first.finish("r", status="succeeded", result={}, node={"node_id": "a", "status": "succeeded",
+                                                                   "attempts": 1, "output": 1})
+        run = second.get("r")
+        assert (run.status, run.owner, run.lease_until) == ("interrupted", None, None)
+        claim = second.claim(workflow="w", run_id="r", task_name=None, context={})
+        assert (claim.outcome, claim.run.attempts) == ("claimed", 2)  # no 600 s wait for the lease
+    finally:
+        first.close()
+        second.close()
