@@ -342,6 +342,8 @@ def test_local_queue_survives_a_restart_with_a_task_pending(project, tmp_path):
     second = Orchestrator(project, "local", env, port)
     try:
         wait_until(lambda: (run_row(project, "local-1") or {}).get("status") == "succeeded", timeout=20)
+        # the delivery's log line is written after the run row: wait for it rather than race it
+        wait_until(lambda: second.deliveries("local-1"), timeout=10)
         assert [r["http_status"] for r in second.deliveries("local-1")] == [200]
     finally:
         assert second.stop() == 0
