@@ -18,7 +18,7 @@ from typing import Any
 from runtime.tasks_auth import sign
 from tests.support.cli import compile_project
 from tests.support.env import clean_env
-from tests.support.projects import write_project
+from tests.support.projects import demo_workflows_manifest, write_project
 from tests.support.server import Orchestrator
 
 HMAC_KEY = "hardening-hmac-key-7c1d9a0e5b"
@@ -50,42 +50,7 @@ poll_interval = 0.05
 format = "json"
 """
 
-MANIFEST = """
-source: hardening
-entries:
-  - {domain: task, key: noop, provider: demo, factory: "oneiric.demo.tasks:noop"}
-  - {domain: task, key: sleep, provider: demo, factory: "oneiric.demo.tasks:sleep"}
-  - {domain: task, key: extract, provider: demo, factory: "oneiric.demo.tasks:extract"}
-  - {domain: task, key: transform, provider: demo, factory: "oneiric.demo.tasks:transform"}
-  - {domain: task, key: load, provider: demo, factory: "oneiric.demo.tasks:load"}
-  - domain: workflow
-    key: noop3
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: n1, task: noop}
-        - {id: n2, task: noop, depends_on: [n1]}
-        - {id: n3, task: noop, depends_on: [n2]}
-  - domain: workflow
-    key: slow3
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: a, task: sleep, payload: {label: a}}
-        - {id: b, task: sleep, depends_on: [a], payload: {label: b}}
-        - {id: c, task: sleep, depends_on: [b], payload: {label: c}}
-  - domain: workflow
-    key: ingest
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: extract, task: extract}
-        - {id: transform, task: transform, depends_on: [extract]}
-        - {id: load, task: load, depends_on: [transform], payload: {target: vector}}
-"""
+MANIFEST = demo_workflows_manifest("hardening")
 
 
 def make_project(root: Path, settings: str = SETTINGS, manifest: str = MANIFEST) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 from runtime.tasks_auth import sign
 from tests.support.cli import run_cli
 from tests.support.env import clean_env, wait_until
+from tests.support.projects import demo_workflows_manifest
 from tests.support.server import Orchestrator
 
 HMAC_KEY = "state-hmac-key-5b0e1c7d2a"
@@ -42,42 +43,7 @@ format = "json"
 {state}
 """
 
-MANIFEST = """
-source: state-tests
-entries:
-  - {domain: task, key: noop, provider: demo, factory: "oneiric.demo.tasks:noop"}
-  - {domain: task, key: sleep, provider: demo, factory: "oneiric.demo.tasks:sleep"}
-  - {domain: task, key: extract, provider: demo, factory: "oneiric.demo.tasks:extract"}
-  - {domain: task, key: transform, provider: demo, factory: "oneiric.demo.tasks:transform"}
-  - {domain: task, key: load, provider: demo, factory: "oneiric.demo.tasks:load"}
-  - domain: workflow
-    key: noop3
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: n1, task: noop}
-        - {id: n2, task: noop, depends_on: [n1]}
-        - {id: n3, task: noop, depends_on: [n2]}
-  - domain: workflow
-    key: slow3
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: a, task: sleep, payload: {label: a}}
-        - {id: b, task: sleep, depends_on: [a], payload: {label: b}}
-        - {id: c, task: sleep, depends_on: [b], payload: {label: c}}
-  - domain: workflow
-    key: ingest
-    provider: dag
-    factory: "runtime.workflows.engine:Engine"
-    dag:
-      nodes:
-        - {id: extract, task: extract}
-        - {id: transform, task: transform, depends_on: [extract]}
-        - {id: load, task: load, depends_on: [transform], payload: {target: vector}}
-"""
+MANIFEST = demo_workflows_manifest("state-tests")
 
 POSTGRES = """
 [state]

@@ -75,3 +75,45 @@ def make_embedded_project(root: Path, settings_text: str = EMBEDDED_SERVERLESS_T
     _write(root / "config" / "serverless.toml", settings_text)
     compile_project(root)
     return root
+
+
+def demo_workflows_manifest(source: str) -> str:
+    """The demo tasks and three workflows (noop3, slow3, ingest) that the runtime suites drive."""
+    return f"source: {source}\n" + DEMO_WORKFLOW_ENTRIES
+
+
+DEMO_WORKFLOW_ENTRIES = """\
+entries:
+  - {domain: task, key: noop, provider: demo, factory: "oneiric.demo.tasks:noop"}
+  - {domain: task, key: sleep, provider: demo, factory: "oneiric.demo.tasks:sleep"}
+  - {domain: task, key: extract, provider: demo, factory: "oneiric.demo.tasks:extract"}
+  - {domain: task, key: transform, provider: demo, factory: "oneiric.demo.tasks:transform"}
+  - {domain: task, key: load, provider: demo, factory: "oneiric.demo.tasks:load"}
+  - domain: workflow
+    key: noop3
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: n1, task: noop}
+        - {id: n2, task: noop, depends_on: [n1]}
+        - {id: n3, task: noop, depends_on: [n2]}
+  - domain: workflow
+    key: slow3
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: a, task: sleep, payload: {label: a}}
+        - {id: b, task: sleep, depends_on: [a], payload: {label: b}}
+        - {id: c, task: sleep, depends_on: [b], payload: {label: c}}
+  - domain: workflow
+    key: ingest
+    provider: dag
+    factory: "runtime.workflows.engine:Engine"
+    dag:
+      nodes:
+        - {id: extract, task: extract}
+        - {id: transform, task: transform, depends_on: [extract]}
+        - {id: load, task: load, depends_on: [transform], payload: {target: vector}}
+"""
