@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / ".bench"
 PROJECT_VENV = REPO / ".venv" / "bin" / "python"
-OURS_DEPS = ["pyyaml", "tomlkit", "tomli", "jsonschema", "jinja2", "cattrs", "click", "bottle"]
+OURS_DEPS = ["pyyaml", "tomlkit", "tomli", "jsonschema", "jsonschema-rs", "jinja2", "cattrs", "click", "bottle"]
 SECTIONS = ("validate", "compile", "stages", "check")
 
 
@@ -161,7 +161,7 @@ STAGES = [
     ("read manifest + YAML walk", "compiler.loaders.yaml", "load_yaml"),
     ("YAML compose (libyaml + nodes)", "compiler.loaders.yaml", "yaml.compose_all"),
     ("TOML load", "compiler.loaders.toml", "load_toml"),
-    ("schema check (fastschema)", "compiler.resolve", "check_document"),
+    ("schema check (jsonschema-rs verdict, else fastschema)", "compiler.resolve", "check_document"),
     ("structure entries (cattrs)", "compiler.resolve", "structure"),
     ("check_factories", "compiler.checks", "check_factories"),
     ("check_dags", "compiler.checks", "check_dags"),
