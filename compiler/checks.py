@@ -102,6 +102,7 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
                     settings_span: Span | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     sources: dict[str, Path | None] = {}  # module -> its source file, found once per module per check
+    defined: dict[str, bool | None] = {}  # factory -> _defined_in, one stat + lookup per factory, not per entry
     for entry in entries:
         module, _, attr = entry.factory.partition(":")
         if module.startswith(".") or not _allowed(module, allowlist):
@@ -110,7 +111,8 @@ def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[s
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
                                   "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
-        elif (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr, sources) is False:
+        elif (attr.startswith("__") and attr.endswith("__")) or _once(defined, entry.factory,
+                                                                    lambda: _defined_in(module, attr, sources)) is False:
             span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-defined", f"factory {entry.factory!r}: {attr} is not defined in "
                                   f"{module} itself (an imported name would let an allowed module lend out another)",
@@ -123,12 +125,12 @@ def check_task_signatures(entries: Iterable[Entry], docs: dict[str, Document]) -
     three, read with `ast` (nothing imported); an assigned or C callable is checked when the runtime loads it."""
     out: list[Diagnostic] = []
     sources: dict[str, Path | None] = {}
+    params: dict[str, tuple | None] = {}  # factory -> its parameters, read once per factory per check
     for entry in entries:
         if entry.domain != "task":
             continue
         module, _, attr = entry.factory.partition(":")
-        source = _cached_source(module, sources)
-        found = _function_params(str(source), _mtime_ns(source)).get(attr) if source else None
+        found = _once(params, entry.factory, lambda: _params_of(module, attr, sources))
         if found is None or _takes_three(found):
             continue
         span, pointer = field_span(docs, entry, "/factory")
@@ -190,6 +192,17 @@ def _defined_in(module: str, attr: str, sources: dict[str, Path | None] | None =
     `sources` is the caller's module -> source cache (one lookup per module, not per entry)."""
     source = _cached_source(module, {} if sources is None else sources)
     return None if source is None else attr in _top_level_names(str(source), _mtime_ns(source))
+
+
+def _once(memo: dict, key: str, compute: Any) -> Any:
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def _params_of(module: str, attr: str, sources: dict[str, Path | None]) -> tuple | None:
+    source = _cached_source(module, sources)
+    return _function_params(str(source), _mtime_ns(source)).get(attr) if source else None
 
 
 def _cached_source(module: str, sources: dict[str, Path | None]) -> Path | None:

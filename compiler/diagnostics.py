@@ -138,21 +138,21 @@ class Suggester:
     def __init__(self, candidates: Iterable[str]) -> None:
         self.names = sorted(set(candidates))
         self._memo: dict[str, str | None] = {}
-        self._index: dict[str, list[int]] | None = None
-        if len(self.names) > self.EXHAUSTIVE:
-            self._index = {}
-            for i, name in enumerate(self.names):
-                for gram in _trigrams(name):
-                    self._index.setdefault(gram, []).append(i)
+        self._index: dict[str, list[int]] | None = None  # built by the first lookup: most checks need none
 
     def __call__(self, word: str) -> str | None:
         if word not in self._memo:
-            pool = self.names if self._index is None else self._shortlist(word)
+            pool = self.names if len(self.names) <= self.EXHAUSTIVE else self._shortlist(word)
             matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
             self._memo[word] = matches[0] if matches else None
         return self._memo[word]
 
     def _shortlist(self, word: str) -> list[str]:
+        if self._index is None:
+            self._index = {}
+            for i, name in enumerate(self.names):
+                for gram in _trigrams(name):
+                    self._index.setdefault(gram, []).append(i)
         postings = sorted((p for p in map(self._index.get, _trigrams(word)) if p), key=len)  # type: ignore[union-attr]
         usable = [p for p in postings if len(p) <= self.COMMON] or [p[:self.COMMON] for p in postings[:1]]
         shared: dict[int, int] = {}
