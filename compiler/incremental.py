@@ -32,8 +32,12 @@ CACHE_DIR = ".oneiric_cache"
 #: packages whose code and data decide what a compile writes (content-hashed)
 _OWN_PACKAGES = ("compiler", "runtime", "schemas")
 _OWN_SUFFIXES = (".py", ".json", ".j2")
-#: libraries that parse and validate the inputs (fingerprinted by where and when they were installed)
-_LIBRARIES = ("yaml", "_yaml", "tomlkit", "jsonschema", "jsonschema_specifications", "referencing", "cattrs", "attrs")
+#: libraries that read, validate, convert or render what a compile writes (fingerprinted by where and when
+#: they were installed); tests/compiler/test_incremental.py checks it covers every library compiler/ imports
+LIBRARIES = ("yaml", "_yaml", "tomli", "jsonschema", "jsonschema_specifications", "jsonschema_rs", "referencing",
+             "cattrs", "attrs", "jinja2")
+#: imported by compiler/ but deciding nothing it writes
+NOT_FINGERPRINTED = frozenset({"click"})
 
 
 def stamp_path(root: Path, out_dir: Path, profiles: list[str] | None) -> Path:
@@ -65,7 +69,7 @@ def compiler_fingerprint() -> str:
                 digest.update(path.read_bytes() + b"\0")
     import importlib.util
 
-    for name in _LIBRARIES:
+    for name in LIBRARIES:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):

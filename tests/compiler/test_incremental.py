@@ -176,3 +176,25 @@ def test_a_file_edited_while_the_build_runs_is_not_taken_as_built(compiled, monk
     monkeypatch.setattr(build, "build_project", real)
     again = runner.invoke(cli, ["compile", "--check", "--project-dir", str(project)], obj={})
     assert SKIPPED not in again.output, again.output
+
+
+def test_the_fingerprint_covers_every_library_the_compiler_imports():
+    """A library that reads, validates or renders (tomli, jsonschema_rs, jinja2, ...) but is missing from the
+    fingerprint would let an upgrade change the output while `compile --check` still skips the build."""
+    import ast
+    import sys
+
+    from compiler import incremental
+    from tests.support.env import ROOT
+
+    imported: set[str] = set()
+    for path in (ROOT / "compiler").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported
+                   if name not in sys.stdlib_module_names and name not in {"compiler", "runtime", "schemas", "oneiric"}}
+    assert third_party - incremental.NOT_FINGERPRINTED <= set(incremental.LIBRARIES), \
+        sorted(third_party - incremental.NOT_FINGERPRINTED - set(incremental.LIBRARIES))
