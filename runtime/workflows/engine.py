@@ -40,11 +40,16 @@ back to the manifest entry with the highest ``(priority, stack_level)``). Its
   ``runtime.workflows.engine.Rejected``) says the run can never succeed (for
   example a context the task refuses): no retry, the run is dead-lettered.
 
-Every node attempt runs on its own daemon thread and may take at most the
-node's ``timeout_seconds`` (manifest, default 600): past it the attempt
-counts as failed (retried per its policy) and its thread is abandoned. One
-run executes at most ``max_workers`` (4) nodes at once, so one run with many
-long parallel nodes cannot hold back another run's nodes.
+A run executes on a worker thread, which calls the tasks of a chain one after
+another itself (one thread hand-off per run, not one per node), while the
+thread that asked for the run waits and watches the running attempt's
+deadline. Every node attempt may take at most the node's ``timeout_seconds``
+(manifest, default 600): past it the attempt counts as failed (retried per its
+policy) and its thread is abandoned: it starts nothing and writes nothing when
+its task returns, and a new worker continues the run. Nodes that can run in
+parallel get a worker each. One run executes at most ``max_workers`` (4)
+nodes at once, so one run with many long parallel nodes cannot hold back
+another run's nodes.
 The run's lease is renewed by the store's heartbeat while it executes; when
 the store reports the lease lost (another instance took the run after it
 expired), no further node starts and nothing more of the run is written
@@ -68,7 +73,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from runtime.adapters.base import AdapterError, load_factory
-from runtime.model import DagNode, Entry, RetryPolicy
+from runtime.model import DEFAULT_NODE_TIMEOUT, DagNode, Entry, RetryPolicy
 from runtime.state import LeaseLost, Run, Store, dumps
 from runtime.workflows.context import Adapters, TaskContext, check_task_signature
 from runtime.workflows.dag import Plan, PlanError, build_plan
@@ -118,9 +123,9 @@ class NodeTimeout(Exception):
 
 
 class _Workers:
-    """Daemon threads for node attempts: an idle one is reused, else a new one starts, so an attempt
-    abandoned past its timeout never takes capacity from the others, and none holds up process exit.
-    (A thread per attempt costs about 0.1 ms to start; reusing them keeps a 3-node run at its old speed.)"""
+    """Daemon threads for runs and node attempts: an idle one is reused, else a new one starts, so an
+    attempt abandoned past its timeout never takes capacity from the others, and none holds up process
+    exit. (A thread per call costs about 0.1 ms to start; reusing them keeps a 3-node run at its old speed.)"""
 
     MAX_IDLE = 32
 
@@ -129,26 +134,22 @@ class _Workers:
         self._tasks: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
         self._idle = 0
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` on a worker; `fn` reports its own outcome (it must not raise)."""
         with self._lock:
             reuse = self._idle > 0
             if reuse:
                 self._idle -= 1  # reserved: the put below is taken by one of the idle workers
         if reuse:
-            self._tasks.put((future, fn, args))
+            self._tasks.put((fn, args))
         else:
-            threading.Thread(target=self._work, args=((future, fn, args),), name="oneiric-node", daemon=True).start()
-        return future
+            threading.Thread(target=self._work, args=((fn, args),), name="oneiric-node", daemon=True).start()
 
     def _work(self, task: tuple) -> None:
         while True:
-            future, fn, args = task
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the waiter as is
-                    future.set_exception(exc)
+            fn, args = task
+            fn(*args)
+            task = None  # drop references while idle
             with self._lock:
                 if self._idle >= self.MAX_IDLE:
                     return
@@ -159,9 +160,94 @@ class _Workers:
 _WORKERS = _Workers()
 
 
+def _call_into(future: Future, fn: Callable[..., Any], args: tuple) -> None:
+    if future.set_running_or_notify_cancel():
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to the waiter as is
+            future.set_exception(exc)
+
+
 def spawn(fn: Callable[..., Any], *args: Any) -> Future:
     """Call `fn(*args)` on a daemon worker thread; its Future."""
-    return _WORKERS.submit(fn, *args)
+    future: Future = Future()
+    _WORKERS.run(_call_into, future, fn, args)
+    return future
+
+
+class _Abandoned(BaseException):
+    """Raised on a run thread whose task attempt outlived its timeout: the waiting thread has taken the
+    run over, so this thread stops at once (it starts no further node and writes nothing)."""
+
+
+class _Lane:
+    """One worker thread's turn at executing a run, as the waiting thread sees it: the task attempt it
+    is calling inline and that attempt's deadline, whether it finished (and how), or whether the waiting
+    thread abandoned it past that deadline. Every field is read and written under `lock`."""
+
+    __slots__ = ("lock", "done", "node", "attempt", "started", "defer", "deadline", "abandoned", "finished",
+                 "value", "error")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        #: released by the worker when it finished (the waiting thread blocks on it)
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.node: DagNode | None = None  # the node whose task is being called inline, else None
+        self.attempt = 0
+        self.started = 0.0  # when the node's first attempt started (its checkpoint's started_at)
+        self.defer = False  # the node is the run's last (its checkpoint is written with the run's end)
+        self.deadline = 0.0  # time.monotonic() past which the attempt is abandoned
+        self.abandoned = False
+        self.finished = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def begin(self, node: DagNode, attempt: int, started: float, defer: bool) -> None:
+        """On the worker, just before it calls the node's task."""
+        with self.lock:
+            self.node, self.attempt, self.started, self.defer = node, attempt, started, defer
+            self.deadline = time.monotonic() + node.timeout_seconds
+
+    def end(self) -> None:
+        """On the worker, as soon as the task returned or raised: raises _Abandoned when the waiting
+        thread took the run over meanwhile (the task's result is then discarded)."""
+        with self.lock:
+            if self.abandoned:
+                raise _Abandoned()
+            self.node = None
+
+    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
+        with self.lock:
+            if self.abandoned:
+                return
+            self.value, self.error, self.finished = value, error, True
+        self.done.release()
+
+
+@dataclass(slots=True)
+class _Resume:
+    """Where a run continues after its worker was abandoned: `node`'s attempt `attempt` failed with `error`."""
+
+    node: DagNode
+    attempt: int
+    error: Exception
+    started: float
+    defer: bool
+
+
+class _RunState:
+    """A run's progress within one execution, handed from one worker to the next on a takeover."""
+
+    __slots__ = ("run", "plan", "done", "outputs", "context_json", "failed", "interrupted", "last", "resume")
+
+    def __init__(self, run: Run, plan: Plan, done: dict[str, str], context_json: str) -> None:
+        self.run, self.plan, self.done, self.context_json = run, plan, done, context_json
+        self.outputs: dict[str, Any] = {}  # outputs produced by this execution, as objects
+        self.failed: _NodeResult | None = None
+        self.interrupted: str | None = None
+        self.last: dict[str, Any] | None = None  # the final node's checkpoint, written with the run's end
+        self.resume: _Resume | None = None
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -286,7 +372,7 @@ class Engine:
         StateError after the store released the run's lease (so any instance may resume it at once).
         """
         try:
-            outcome, last = self._execute(run, plan, fresh)
+            outcome, last = self._drive(run, plan, fresh)
         except LeaseLost:
             return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner")
         except BaseException as exc:
@@ -304,61 +390,120 @@ class Engine:
             return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner before its end was written")
         return outcome
 
-    def _execute(self, run: Run, plan: Plan, fresh: bool = False) -> tuple[Outcome, dict[str, Any] | None]:
-        by_id = plan.by_id
-        done = {} if fresh else {k: v for k, v in self.store.completed_outputs_json(run.run_id).items() if k in by_id}
-        outputs: dict[str, Any] = {}  # outputs produced by this execution, as objects
-        context_json = dumps(run.context)
-        running: dict[Future, DagNode] = {}
-        failed: _NodeResult | None = None
-        interrupted: str | None = None
-        last: dict[str, Any] | None = None  # the final node's checkpoint, written with the run's end
+    def _drive(self, run: Run, plan: Plan, fresh: bool) -> tuple[Outcome, dict[str, Any] | None]:
+        """Execute the run on a worker thread while this thread watches the deadline of its task attempt.
 
-        def settle(res: _NodeResult) -> None:
-            nonlocal failed, interrupted, last
-            if res.status == "succeeded":
-                done[res.node.id] = res.output_json
-                outputs[res.node.id] = res.output
-                if res.deferred:
-                    last = {"node_id": res.node.id, "status": "succeeded", "attempts": res.attempts,
-                            "output_json": res.output_json, "started_at": res.started_at}
-            elif res.status in ("failed", "rejected", "lost"):
-                if failed is None or (res.status == "lost" and failed.status != "lost"):
-                    failed = res
-            else:
-                interrupted = interrupted or res.reason
-
+        The worker calls the tasks of a chain one after another itself, so a run costs one thread
+        hand-off, not one per node (measured by bench/tasks.py). Past an attempt's `timeout_seconds`
+        this thread abandons that worker (it stops as soon as its task returns: it starts no further
+        node and writes nothing) and hands the run, with that attempt failed, to a new worker. Nodes
+        that run in parallel each get a worker of their own, which enforces their timeouts.
+        """
+        done = {} if fresh else {k: v for k, v in self.store.completed_outputs_json(run.run_id).items()
+                                 if k in plan.by_id}
+        state = _RunState(run, plan, done, dumps(run.context))
+        # An attempt starting after a look ends no sooner than the plan's shortest timeout later: looking
+        # at least that often never misses a deadline, and the worker need not signal each node it starts.
+        horizon = min((n.timeout_seconds for n in plan.order), default=DEFAULT_NODE_TIMEOUT)
         while True:
-            if failed is None and interrupted is None:
-                ready = plan.ready(done, [n.id for n in running.values()])
+            lane = _Lane()
+            _WORKERS.run(self._lane_main, state, lane)
+            resume = self._watch(lane, horizon)
+            if resume is None:
+                if lane.error is not None:
+                    raise lane.error
+                return lane.value
+            state.resume = resume
+
+    @staticmethod
+    def _watch(lane: _Lane, horizon: float) -> _Resume | None:
+        """Wait for the lane's worker to finish (None), or abandon it past its attempt's deadline (where
+        the run continues)."""
+        timeout = horizon
+        while not lane.done.acquire(timeout=timeout):
+            with lane.lock:
+                if lane.finished:  # finished just now: `done` is being released
+                    timeout = -1
+                    continue
+                node, now = lane.node, time.monotonic()
+                if node is None or now < lane.deadline:
+                    timeout = horizon if node is None else min(horizon, lane.deadline - now)
+                    continue
+                lane.abandoned = True
+                error = NodeTimeout(f"ran past its timeout_seconds = {node.timeout_seconds:g}; abandoned")
+                return _Resume(node, lane.attempt, error, lane.started, lane.defer)
+        return None
+
+    def _lane_main(self, state: _RunState, lane: _Lane) -> None:
+        """A worker's turn at the run: its outcome (or exception) goes to the watching thread."""
+        try:
+            value = self._loop(state, lane)
+        except _Abandoned:  # the watching thread took the run over: nothing of it is this thread's now
+            return
+        except BaseException as exc:
+            lane.finish(error=exc)
+            return
+        lane.finish(value)
+
+    def _loop(self, state: _RunState, lane: _Lane) -> tuple[Outcome, dict[str, Any] | None]:
+        run, plan = state.run, state.plan
+        running: dict[Future, DagNode] = {}
+        resume, state.resume = state.resume, None
+        if resume is not None:  # the attempt the previous worker was abandoned in failed: go on from there
+            self._settle(state, self._run_node(run, resume.node, state.done, state.context_json, resume.defer,
+                                               lane=lane, resume=resume))
+        while True:
+            if state.failed is None and state.interrupted is None:
+                ready = plan.ready(state.done, [n.id for n in running.values()])
                 if ready and not self.store.owns(run.run_id):
-                    failed = _NodeResult(ready[0], "lost", error="lease lost")
+                    state.failed = _NodeResult(ready[0], "lost", error="lease lost")
                     ready = []
-                if len(ready) == 1 and not running:  # the common chain case: no thread hop
+                if len(ready) == 1 and not running:  # a chain: the task is called on this thread
                     node = ready[0]
-                    interrupted = self._held(node)
-                    if not interrupted:
-                        final = len(done) + 1 == len(plan.order)
-                        settle(self._run_node(run, node, done, context_json, final))
+                    state.interrupted = self._held(node)
+                    if not state.interrupted:
+                        final = len(state.done) + 1 == len(plan.order)
+                        self._settle(state, self._run_node(run, node, state.done, state.context_json, final,
+                                                           lane=lane))
                     continue
                 for node in ready[:max(0, self._max_workers - len(running))]:  # the per-run limit
-                    interrupted = self._held(node)
-                    if interrupted:
+                    state.interrupted = self._held(node)
+                    if state.interrupted:
                         break
-                    running[spawn(self._run_node, run, node, dict(done), context_json)] = node
+                    running[spawn(self._run_node, run, node, dict(state.done), state.context_json)] = node
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
                 running.pop(fut)
-                settle(fut.result())
+                self._settle(state, fut.result())
+        return self._outcome(state)
+
+    @staticmethod
+    def _settle(state: _RunState, res: _NodeResult) -> None:
+        if res.status == "succeeded":
+            state.done[res.node.id] = res.output_json
+            state.outputs[res.node.id] = res.output
+            if res.deferred:
+                state.last = {"node_id": res.node.id, "status": "succeeded", "attempts": res.attempts,
+                              "output_json": res.output_json, "started_at": res.started_at}
+        elif res.status in ("failed", "rejected", "lost"):
+            if state.failed is None or (res.status == "lost" and state.failed.status != "lost"):
+                state.failed = res
+        else:
+            state.interrupted = state.interrupted or res.reason
+
+    @staticmethod
+    def _outcome(state: _RunState) -> tuple[Outcome, dict[str, Any] | None]:
+        run, plan, failed, done, last = state.run, state.plan, state.failed, state.done, state.last
         if failed is not None and failed.status == "lost":
             return Outcome("lost", error=f"run {run.run_id}: lease lost to another owner", node=failed.node.id), None
         if failed is not None:
             return Outcome(failed.status, error=failed.error, node=failed.node.id), last
-        if interrupted is not None or len(done) < len(plan.order):
-            reason = interrupted or "incomplete"
+        if state.interrupted is not None or len(done) < len(plan.order):
+            reason = state.interrupted or "incomplete"
             return Outcome("interrupted", error=f"interrupted before the end: {reason}", reason=reason), last
+        outputs = state.outputs
         result = {n.id: outputs[n.id] if n.id in outputs else json.loads(done[n.id]) for n in plan.order}
         return Outcome("succeeded", result=result), last
 
@@ -377,10 +522,15 @@ class Engine:
         return text
 
     def _run_node(self, run: Run, node: DagNode, done: dict[str, str], context_json: str,
-                  defer: bool = False) -> _NodeResult:
-        """Call the node's task per its retry policy; checkpoint the outcome (unless `defer` and it succeeded)."""
+                  defer: bool = False, *, lane: _Lane | None = None, resume: _Resume | None = None) -> _NodeResult:
+        """Call the node's task per its retry policy; checkpoint the outcome (unless `defer` and it succeeded).
+
+        With a `lane` the task is called on this thread, its deadline watched by the thread waiting for the
+        run (see `_drive`); without one each attempt gets a worker of its own and is waited for here.
+        `resume` continues the node after an attempt the previous worker was abandoned in.
+        """
         policy = node.retry_policy
-        started = time.time()
+        started = resume.started if resume is not None else time.time()
         payload_json = self._payload_json(run.workflow, node)
         inputs_json = {d: done[d] for d in node.depends_on}
         try:
@@ -390,8 +540,11 @@ class Engine:
                                 started)
         adapters = Adapters(getattr(self.rt, "adapters", None) or {})
         error = ""
-        attempt = 0
-        for attempt in range(1, policy.attempts + 1):
+        attempt = first = 1
+        if resume is not None:
+            attempt, first = resume.attempt, resume.attempt + 1
+            error = self._attempt_failed(run, node, attempt, resume.error)
+        for attempt in range(first, policy.attempts + 1):
             if attempt > 1:
                 self._sleep(retry_delay(policy, attempt - 1, self._rng))
                 if not self.store.owns(run.run_id):
@@ -408,16 +561,25 @@ class Engine:
                 # fresh copies for every call: JSON text decoded anew (faster than deepcopy)
                 context = TaskContext(_fresh(context_json), run_id=run.run_id, workflow=run.workflow, node=node.id,
                                       task=node.task, attempt=attempt, adapters=adapters, log=self._task_log)
-                call = spawn(fn, _fresh(payload_json), context, {d: _fresh(t) for d, t in inputs_json.items()})
-                if not wait([call], node.timeout_seconds)[0]:
-                    raise NodeTimeout(f"ran past its timeout_seconds = {node.timeout_seconds:g}; abandoned")
-                output = call.result()
+                args = (_fresh(payload_json), context, {d: _fresh(t) for d, t in inputs_json.items()})
+                if lane is not None:
+                    lane.begin(node, attempt, started, defer)
+                    try:
+                        output = fn(*args)
+                    except BaseException:
+                        lane.end()  # raises _Abandoned instead when the run was taken over meanwhile
+                        raise
+                    lane.end()
+                else:
+                    call = spawn(fn, *args)
+                    if not wait([call], node.timeout_seconds)[0]:
+                        raise NodeTimeout(f"ran past its timeout_seconds = {node.timeout_seconds:g}; abandoned")
+                    output = call.result()
             except Exception as exc:  # a failed attempt; the task's own error text
-                error = f"node {node.id!r} attempt {attempt}/{policy.attempts}: {type(exc).__name__}: {exc}"
                 if getattr(exc, "permanent", False) is True:
                     error = f"node {node.id!r} rejected the run: {type(exc).__name__}: {exc}"
                     return self._failed(run, node, "rejected", attempt, error, started)
-                self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
+                error = self._attempt_failed(run, node, attempt, exc)
                 continue
             try:
                 output_json = dumps(output)
@@ -433,6 +595,12 @@ class Engine:
             return _NodeResult(node, "succeeded", output=output, output_json=output_json, attempts=attempt,
                                started_at=started, deferred=defer)
         return self._failed(run, node, "failed", attempt, f"{error} (gave up after {attempt} attempt(s))", started)
+
+    def _attempt_failed(self, run: Run, node: DagNode, attempt: int, exc: Exception) -> str:
+        """Log a failed (retryable) attempt; its error text."""
+        error = f"node {node.id!r} attempt {attempt}/{node.retry_policy.attempts}: {type(exc).__name__}: {exc}"
+        self._log("WARNING", "workflow node attempt failed", run, node, error=error, attempt=attempt)
+        return error
 
     def _failed(self, run: Run, node: DagNode, status: str, attempts: int, error: str,
                 started: float) -> _NodeResult:

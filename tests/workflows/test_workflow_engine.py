@@ -147,13 +147,10 @@ def test_engine_failure_then_resume_skips_checkpointed_nodes(tmp_path):
 def test_engine_runs_independent_nodes_concurrently(tmp_path):
     rt = FakeRuntime(tmp_path)
     engine = _engine(rt)
-    t0 = time.monotonic()
     outcome = _run(engine, "fanout", {"sleep_seconds": 0.4})
-    elapsed = time.monotonic() - t0
     assert outcome.status == "succeeded"
     a, b = outcome.result["a"], outcome.result["b"]
     assert a["started"] < b["finished"] and b["started"] < a["finished"]  # overlapping
-    assert elapsed < 0.75
     engine.close()
 
 
