@@ -59,6 +59,7 @@ def test_state_migrate_then_status_on_postgres(tmp_path, pg_dsn):
     assert out.returncode == 0 and "applied nothing (already current)" in out.stdout
     out = run_cli(*["state", "status", "--json"], cwd=root, env=env, timeout=60)
     assert out.returncode == 0 and json.loads(out.stdout)["runs"] == 0
-    bad = env_for(root, "postgresql://postgres@127.0.0.1:1/none")
+    bad = env_for(root, "postgresql://postgres@127.0.0.1:1/none", ONEIRIC_STATE__CONNECT_TIMEOUT_SECONDS="1")
     out = run_cli(*["state", "migrate"], cwd=root, env=bad, timeout=60)
     assert out.returncode == 1 and "postgres://127.0.0.1:1/none" in out.stderr and "Traceback" not in out.stderr
+    assert "cannot connect within 1 s" in out.stderr

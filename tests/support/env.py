@@ -18,7 +18,7 @@ ONEIRIC = str(Path(PYTHON).with_name("oneiric"))
 #: would recompile the runtime on each start.
 PYCACHE = Path(tempfile.gettempdir()) / f"oneiric-tests-pycache-{os.getuid()}"
 
-_DROPPED_PREFIXES = ("ONEIRIC_", "GOOGLE_", "GCE_", "CLOUDSDK_")
+_DROPPED_PREFIXES = ("ONEIRIC_", "GOOGLE_", "GCE_", "CLOUDSDK_", "PYTEST_")
 _DROPPED = ("PORT", "PYTHONDONTWRITEBYTECODE", "SOURCE_DATE_EPOCH")
 
 
