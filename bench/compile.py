@@ -33,16 +33,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / ".bench"
 PROJECT_VENV = REPO / ".venv" / "bin" / "python"
-OURS_DEPS = ["pyyaml", "tomlkit", "tomli", "jsonschema", "jsonschema-rs", "jinja2", "cattrs", "click", "bottle"]
+OURS_DEPS = ["pyyaml", "tomlkit", "tomli", "jsonschema", "jsonschema-rs", "jinja2", "cattrs", "click", "bottle",
+             "orjson"]
 SECTIONS = ("validate", "compile", "stages", "check")
 
 
 def venv(name: str, packages: list[str]) -> Path:
     path = BENCH / name
     python = path / "bin" / "python"
+    marker = path / "installed.txt"  # what was installed: a changed list installs the difference
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    if not marker.exists() or marker.read_text() != "\n".join(packages):
         subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+        marker.write_text("\n".join(packages))
     return python
 
 
@@ -171,7 +175,10 @@ STAGES = [
     ("resolve (own time)", "compiler.build", "resolve"),
     ("unstructure (cattrs)", "compiler.emit", "unstructure"),
     ("canonical JSON + sha256", "compiler.emit", "compute_digest"),
+    ("canonical JSON + sha256", "compiler.emit", "compact_text"),
+    ("canonical JSON + sha256", "compiler.emit", "digest_of_compact"),
     ("pretty JSON", "compiler.emit", "pretty_bytes"),
+    ("pretty JSON", "compiler.emit", "pretty_artifact_bytes"),
     ("pretty JSON", "compiler.build", "pretty_bytes"),
     ("write files", "compiler.emit", "write_all"),
     ("json.loads (schemas, digest line)", "json", "loads"),

@@ -8,15 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from compiler.convert import unstructure
-from runtime.canonical import compute_digest, pretty_bytes
+from compiler.fastjson import pretty_artifact_bytes
+from runtime.canonical import compact_text, digest_of_compact
 from runtime.model import replace
+
+
+def _sealed(artifact: Any) -> tuple[dict[str, Any], str]:
+    """The artifact as plain data with its digest filled in, and the compact text the digest is taken over."""
+    data = unstructure(replace(artifact, digest=""))
+    del data["digest"]
+    compact = compact_text(data)
+    data["digest"] = digest_of_compact(compact)
+    return data, compact
 
 
 def to_json(artifact: Any) -> dict[str, Any]:
     """The artifact as plain data with its digest filled in."""
-    data = unstructure(replace(artifact, digest=""))
-    data["digest"] = compute_digest(data)
-    return data
+    return _sealed(artifact)[0]
 
 
 def digest_of(artifact: Any) -> str:
@@ -25,8 +33,8 @@ def digest_of(artifact: Any) -> str:
 
 def encode(artifact: Any) -> tuple[bytes, str]:
     """The artifact's file bytes and its digest, from one unstructuring."""
-    data = to_json(artifact)
-    return pretty_bytes(data), data["digest"]
+    data, compact = _sealed(artifact)
+    return pretty_artifact_bytes(data, compact), data["digest"]
 
 
 def render(artifact: Any) -> bytes:

@@ -35,7 +35,7 @@ _OWN_SUFFIXES = (".py", ".json", ".j2")
 #: libraries that read, validate, convert or render what a compile writes (fingerprinted by where and when
 #: they were installed); tests/compiler/test_incremental.py checks it covers every library compiler/ imports
 LIBRARIES = ("yaml", "_yaml", "tomli", "jsonschema", "jsonschema_specifications", "jsonschema_rs", "referencing",
-             "cattrs", "attrs", "jinja2")
+             "cattrs", "attrs", "jinja2", "orjson")
 #: imported by compiler/ but deciding nothing it writes
 NOT_FINGERPRINTED = frozenset({"click"})
 

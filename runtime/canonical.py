@@ -101,7 +101,12 @@ def pretty_text(obj: Any) -> str:
 def compute_digest(obj: dict[str, Any]) -> str:
     """`sha256:` + hex over the compact encoding of the object without its `digest` key."""
     body = {k: v for k, v in obj.items() if k != "digest"}
-    return DIGEST_PREFIX + hashlib.sha256(compact_bytes(body)).hexdigest()
+    return digest_of_compact(compact_text(body))
+
+
+def digest_of_compact(compact: str) -> str:
+    """The digest of an object whose compact text (without its `digest` key) is already at hand."""
+    return DIGEST_PREFIX + hashlib.sha256(compact.encode("utf-8")).hexdigest()
 
 
 def sha256_file_bytes(data: bytes) -> str:

@@ -254,66 +254,103 @@ class _Loader:
         if event.anchor is not None:
             return self.walk(self.compose(event), pointer, depth)
         mark = event.start_mark
-        span = _new_span(Span, (self.path, min(mark.line, self.last_line) + 1, mark.column + 1))
+        line = mark.line
+        span = _new_span(Span, (self.path, (line if line < self.last_line else self.last_line) + 1, mark.column + 1))
         if depth > MAX_DEPTH:
             if kind is not ScalarEvent:
                 self.open += 1  # its contents are still to be read past
             raise _Abort(Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", span, pointer))
         self.positions[pointer] = span
         if kind is ScalarEvent:
-            tag = event.tag
-            if tag is None or tag == "!":
-                if not event.implicit[0]:
-                    return event.value
-                text = event.value
-                tag, reading = _PLAIN_CACHE.get(text) or _classify(text)
-                if reading is not None:
-                    self.readings[pointer] = reading
-                if tag is _STR or tag is _MERGE:  # `<<` is refused as a key only
-                    return text
-            return self.scalar(tag, event.value, span, pointer)
-        get = self.get
-        self.open += 1
+            return self.scalar_value(event, span, pointer)
         if kind is SequenceStartEvent:
-            if event.tag is not None and event.tag != "!" and event.tag != _SEQ:
-                self.fail("yaml.tag", f"tag {_short(event.tag)!r} is not allowed (core schema only)", span, pointer)
-            out: list[Any] = []
+            return self.sequence(event, span, pointer, depth)
+        return self.mapping(event, span, pointer, depth)
+
+    def scalar_value(self, event: Any, span: Span, pointer: str) -> Any:
+        """An unanchored scalar's value (its position is already recorded)."""
+        tag = event.tag
+        if tag is None or tag == "!":
+            text = event.value
+            if not event.implicit[0]:
+                return text
+            tag, reading = _PLAIN_CACHE.get(text) or _classify(text)
+            if reading is not None:
+                self.readings[pointer] = reading
+            if tag is _STR or tag is _MERGE:  # `<<` is refused as a key only
+                return text
+        return self.scalar(tag, event.value, span, pointer)
+
+    # The two loops below read an unanchored scalar child in place (the commonest event by far) instead of
+    # through value(): the same span, position and value, without a call per scalar.
+
+    def sequence(self, event: Any, span: Span, pointer: str, depth: int) -> list[Any]:
+        if event.tag is not None and event.tag != "!" and event.tag != _SEQ:
+            self.fail("yaml.tag", f"tag {_short(event.tag)!r} is not allowed (core schema only)", span, pointer)
+        get, path, positions, last_line, scalar_value = (self.get, self.path, self.positions, self.last_line,
+                                                         self.scalar_value)
+        inline = depth < MAX_DEPTH  # a child at depth + 1 is within the limit
+        self.open += 1
+        out: list[Any] = []
+        append = out.append
+        event = get()
+        while type(event) is not SequenceEndEvent:
+            child = f"{pointer}/{len(out)}"
+            if inline and type(event) is ScalarEvent and event.anchor is None:
+                mark = event.start_mark
+                line = mark.line
+                positions[child] = span = _new_span(
+                    Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
+                append(scalar_value(event, span, child))
+            else:
+                append(self.value(event, child, depth + 1))
             event = get()
-            while type(event) is not SequenceEndEvent:
-                out.append(self.value(event, f"{pointer}/{len(out)}", depth + 1))
-                event = get()
-            self.open -= 1
-            return out
+        self.open -= 1
+        return out
+
+    def mapping(self, event: Any, span: Span, pointer: str, depth: int) -> dict[str, Any]:
         if event.tag is not None and event.tag != "!" and event.tag != _MAP:
             self.fail("yaml.tag", f"tag {_short(event.tag)!r} is not allowed (core schema only)", span, pointer)
+        get, path, positions, key_positions, last_line, scalar_value = (
+            self.get, self.path, self.positions, self.key_positions, self.last_line, self.scalar_value)
+        inline = depth < MAX_DEPTH
+        self.open += 1
         mapping: dict[str, Any] = {}
         first_seen: dict[str, Span] = {}
         event = get()
         while type(event) is not MappingEndEvent:
             if type(event) is ScalarEvent and event.anchor is None:
                 tag = event.tag
+                key = event.value
                 if tag is None or tag == "!":
-                    tag = (_PLAIN_CACHE.get(event.value) or _classify(event.value))[0] if event.implicit[0] else _STR
-                is_scalar, key, key_mark = True, event.value, event.start_mark
+                    tag = (_PLAIN_CACHE.get(key) or _classify(key))[0] if event.implicit[0] else _STR
+                is_scalar, key_mark = True, event.start_mark
             else:
                 node = self.alias(event) if type(event) is AliasEvent else self.compose(event)
                 tag, is_scalar, key, key_mark = node.tag, type(node) is ScalarNode, node.value, node.start_mark
-            key_span = _new_span(Span, (self.path, key_mark.line + 1, key_mark.column + 1))
-            if tag == _MERGE:
-                self.fail("yaml.merge-key", "merge keys (<<) are not supported", key_span, pointer,
-                          "repeat the keys or use an anchor for the whole value")
-            elif tag != _STR or not is_scalar:
-                self.fail("yaml.key-type", "mapping keys must be strings", key_span, pointer, "quote the key")
-            else:
+            key_span = _new_span(Span, (path, key_mark.line + 1, key_mark.column + 1))
+            if tag == _STR and is_scalar:
                 child = pointer_join(pointer, key) if "~" in key or "/" in key else f"{pointer}/{key}"
-                if key in first_seen:
-                    self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
-                              key_span, child, "remove one of them; YAML parsers differ on which wins")
-                else:
-                    first_seen[key] = self.key_positions[child] = key_span
-                    mapping[key] = self.value(get(), child, depth + 1)
+                if key not in first_seen:
+                    first_seen[key] = key_positions[child] = key_span
+                    event = get()
+                    if inline and type(event) is ScalarEvent and event.anchor is None:
+                        mark = event.start_mark
+                        line = mark.line
+                        positions[child] = span = _new_span(
+                            Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
+                        mapping[key] = scalar_value(event, span, child)
+                    else:
+                        mapping[key] = self.value(event, child, depth + 1)
                     event = get()
                     continue
+                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
+                          key_span, child, "remove one of them; YAML parsers differ on which wins")
+            elif tag == _MERGE:
+                self.fail("yaml.merge-key", "merge keys (<<) are not supported", key_span, pointer,
+                          "repeat the keys or use an anchor for the whole value")
+            else:
+                self.fail("yaml.key-type", "mapping keys must be strings", key_span, pointer, "quote the key")
             self.skip(get())  # the value of a refused key is composed (its anchors count), not read
             event = get()
         self.open -= 1

@@ -220,7 +220,7 @@ def test_runtime_verbs_are_routed_without_loading_compiler_libraries():
 
     code = ("import sys\nfrom oneiric import cli\n"
             "try:\n    cli.main(['supervisor-info', '--help'])\nexcept SystemExit:\n    pass\n"
-            "bad = sorted(m for m in ('click', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'tomli', 'cattrs', 'compiler')"
+            "bad = sorted(m for m in ('click', 'yaml', 'jsonschema', 'jinja2', 'tomlkit', 'tomli', 'cattrs', 'orjson', 'compiler')"
             " if m in sys.modules)\nprint('LOADED', bad)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "LOADED []" in result.stdout, result.stdout + result.stderr

@@ -17,7 +17,8 @@ from tests.support.cli import run_cli
 from tests.support.env import clean_env, wait_until
 from tests.support.server import http
 
-FORBIDDEN = {"yaml", "jsonschema", "jsonschema_rs", "jinja2", "tomlkit", "tomli", "cattrs", "click", "google", "compiler", "grpc"}
+FORBIDDEN = {"yaml", "jsonschema", "jsonschema_rs", "jinja2", "tomlkit", "tomli", "cattrs", "click", "google", "compiler", "grpc",
+             "orjson"}
 
 ADAPTERS = '''
 import os, time
