@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
+from runtime import ecma_regex
+
 _ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default", "format", "examples", "$comment"}
 _KEYWORDS = {
     "type", "enum", "const", "properties", "additionalProperties", "required", "patternProperties",
@@ -108,12 +110,9 @@ def _check_dialect(schema: dict[str, Any], where: str) -> None:
 
 
 def _compile(pattern: Any, where: str) -> re.Pattern:
-    """A schema's regex; ECMA-262 syntax Python's re lacks (`\\p{Letter}`) goes to jsonschema, anything else that
-    does not compile is an invalid schema."""
-    if isinstance(pattern, str) and re.search(r"\\[pP]\{", pattern):
-        raise UnsupportedSchema(f"pattern {pattern!r}")
+    """A schema's regex read as ECMA-262 (runtime.ecma_regex); one that does not compile is an invalid schema."""
     try:
-        return re.compile(pattern)
+        return ecma_regex.compile_pattern(pattern)
     except (re.error, TypeError) as exc:
         raise InvalidSchema(where, f"{pattern!r} is not a valid regular expression ({exc})") from None
 
@@ -208,7 +207,7 @@ class Validator:
 
     def _regex(self, pattern: str) -> re.Pattern:
         if pattern not in self._patterns:
-            self._patterns[pattern] = re.compile(pattern)
+            self._patterns[pattern] = ecma_regex.compile_pattern(pattern)
         return self._patterns[pattern]
 
     # -- validation ------------------------------------------------------

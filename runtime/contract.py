@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any, Iterable, Mapping
 
+from runtime import ecma_regex
 from runtime.model import EnvKey, Toggles
 
 # ---------------------------------------------------------------- names
@@ -154,34 +155,10 @@ CONSTRAINT_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaxim
                        "required", "properties")  # the last two only inside `items` of type object
 
 
-def ecma_pattern(pattern: str) -> str:
-    """A JSON Schema (ECMA-262) pattern as a Python one: `$` ends the text, it does not match before a
-    final newline (Python's `$` does, so `^abc$` would accept "abc\\n")."""
-    out, escaped, in_class = [], False, False
-    for ch in pattern:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            out.append(ch)
-            escaped = True
-        elif in_class:
-            out.append(ch)
-            in_class = ch != "]"
-        elif ch == "[":
-            out.append(ch)
-            in_class = True
-        elif ch == "$":
-            out.append(r"\Z")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def pattern_matches(pattern: str, text: str) -> bool:
-    """JSON Schema `pattern` semantics (a search, anchors as in ECMA-262)."""
+    """JSON Schema `pattern` semantics (a search, read as ECMA-262: runtime.ecma_regex)."""
     try:
-        return re.search(ecma_pattern(pattern), text) is not None
+        return ecma_regex.search(pattern, text)
     except re.error:
         return False
 
