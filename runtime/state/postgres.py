@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -75,12 +75,7 @@ class PostgresDatabase(Database):
                 cur.execute(self._native(sql), args)
                 return (cur.fetchall() if cur.description else []), cur.rowcount
 
-            execute.cursor = cur  # type: ignore[attr-defined]  (for executemany below)
             yield execute
-
-    def executemany(self, tx_execute: Callable[..., Any], sql: str, rows: list[tuple]) -> None:
-        """In the transaction's cursor: psycopg pipelines the rows (one round trip, not one per row)."""
-        tx_execute.cursor.executemany(self._native(sql), rows)
 
     def migrate(self) -> list[int]:
         with self.transaction() as execute:

@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from runtime.state import schema
 from runtime.state.store import Database, StateError
@@ -59,9 +59,6 @@ class SqliteDatabase(Database):
     def _tx_execute(self, sql: str, args: tuple = ()) -> tuple[list[tuple], int]:
         cur = self._conn.execute(sql, args)
         return cur.fetchall(), cur.rowcount
-
-    def executemany(self, tx_execute: Callable[..., Any], sql: str, rows: list[tuple]) -> None:
-        self._conn.executemany(sql, rows)  # inside transaction(): the lock is held
 
     def migrate(self) -> list[int]:
         """Bring the schema to `schema.VERSION`; returns the versions applied."""

@@ -42,6 +42,27 @@ def test_claim_is_idempotent_per_run_and_conflicts_are_refused(store_factory):
     assert (c3.outcome, c3.run.result, c3.run.status) == ("completed", {"a": {"v": 1}}, "succeeded")
 
 
+def test_many_checkpoints_and_a_repeated_node_are_all_committed(store_factory):
+    """Checkpoints go to the database many rows per statement: past one statement's worth (100 rows), and
+    a node checkpointed twice before a flush (its attempts add up, as with one row at a time)."""
+    store = store_factory(checkpoint_interval=3600)  # no background flush: this test flushes
+    runs = [f"r{i}" for i in range(3)]
+    for run_id in runs:
+        store.claim(workflow="w", run_id=run_id, task_name=None, context={})
+        for n in range(50):
+            store.record_node(run_id, f"n{n}", status="succeeded", attempts=1, output={"n": n})
+    store.record_node("r0", "n0", status="succeeded", attempts=2, output={"n": "again"})
+    assert store.flush() == 151
+    assert [len(store.nodes(r)) for r in runs] == [50, 50, 50]
+    first = next(n for n in store.nodes("r0") if n.node_id == "n0")
+    assert (first.attempts, first.output) == (3, {"n": "again"})
+    store.record_node("r1", "n50", status="succeeded", attempts=1, output={"n": 50})
+    store.finish("r1", status="succeeded", result={}, node={"node_id": "last", "status": "succeeded",
+                                                            "attempts": 1, "output": {"last": True}})
+    assert store.completed_outputs("r1")["n50"] == {"n": 50} and store.completed_outputs("r1")["last"] == {"last": True}
+    assert store.get("r1").status == "succeeded"
+
+
 def test_two_instances_claiming_the_same_run_at_once_get_one_claim(store_factory):
     stores = [store_factory(), store_factory()]
     outcomes: list[str] = []
