@@ -39,13 +39,17 @@ def _build(rt: "Runtime", sel: Selection, context: AdapterContext) -> Any:
     return factory(settings, secrets=rt.secrets, context=context)
 
 
-def activate(rt: "Runtime") -> None:
-    """Build and activate each selected adapter (secrets first), importing only their modules."""
+def activate(rt: "Runtime", *, only_secrets: bool = False) -> None:
+    """Build and activate each selected adapter (secrets first), importing only their modules.
+
+    `only_secrets`: the secrets adapter alone, for commands that only need to resolve a `secret://`
+    reference (the state store's DSN for `activity` and `state`): an operator's laptop or a CI job need not
+    reach, import or authenticate every other adapter the service uses."""
     context = _context(rt)
     selections = [s for s in rt.profile.selections if s.domain == "adapter"]
     secrets_sel = view.secrets_selection(selections, rt.settings)
-    selections = [secrets_sel] + sorted((s for s in selections if s.key != "secrets"), key=lambda s: s.key)
-    for sel in selections:
+    rest = [] if only_secrets else sorted((s for s in selections if s.key != "secrets"), key=lambda s: s.key)
+    for sel in [secrets_sel] + rest:
         label = f"{sel.domain}/{sel.key}"
         try:
             adapter = _build(rt, sel, context)

@@ -26,14 +26,14 @@ def _parser() -> Any:
 
 
 def _default_runtime(options: Any) -> Any:
-    """The runtime with its secrets active (the DSN is a secret reference) and its store not opened:
-    this command opens and migrates the store itself."""
+    """The runtime with its secrets adapter active (the DSN is a secret reference; no other adapter) and
+    its store not opened: this command opens and migrates the store itself."""
     from runtime import activate
     from runtime.start import prepare
 
     rt = prepare(options)
     rt.state.autostart = False
-    activate.activate(rt)
+    activate.activate(rt, only_secrets=True)
     return rt
 
 
