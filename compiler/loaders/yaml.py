@@ -147,6 +147,8 @@ def yaml11_reading(text: str, value: Any) -> str | None:
         return None
     if isinstance(old, float) and not math.isfinite(old):
         return None
+    if isinstance(old, int) and old.bit_length() > _MAX_INT_BITS:  # `0x_fff...`: too long to print in a hint
+        return None
     return (f"YAML 1.2 reads {text} as {_describe(value)}, YAML 1.1 read it as {_describe(old)}; "
             f"to mean {_describe(old)}, write {_spell(old)}")
 
@@ -169,24 +171,33 @@ def _spell(value: Any) -> str:
     return repr(value)
 
 
-#: plain scalar text -> (YAML 1.2 tag, YAML 1.1 reading or None); config repeats the same values thousands of
-#: times, and resolving each costs a regex scan
-_PLAIN_CACHE: dict[str, tuple[str, str | None]] = {}
+#: plain scalar text -> (YAML 1.2 tag, YAML 1.1 reading or None, value or _UNBUILT); config repeats the same
+#: values thousands of times, and resolving or constructing each costs a regex scan. Values are immutable
+#: (str, int, float, bool, None); one the core schema refuses stays _UNBUILT, so it is refused, with its
+#: position, each time it occurs.
+_PLAIN_CACHE: dict[str, tuple[str, str | None, Any]] = {}
 _PLAIN_CACHE_SIZE = 50_000
+_UNBUILT = object()
+#: first characters PyYAML's YAML 1.1 resolver types a plain scalar by; any other one is a string in 1.1 too
+_YAML11_STARTS = frozenset(_RESOLVER_11.yaml_implicit_resolvers)
 
 
-def _classify(text: str) -> tuple[str, str | None]:
+def _classify(text: str) -> tuple[str, str | None, Any]:
     tag = resolve_plain(text)
-    reading = None
-    if tag in _SCALAR_TAGS:
+    reading, value = None, _UNBUILT
+    if tag is _STR and text and text[0] not in _YAML11_STARTS and None not in _YAML11_STARTS:
+        value = text  # a string in both readings (yaml11_reading's answer, without building a node)
+    elif tag in _SCALAR_TAGS:
         try:
-            reading = yaml11_reading(text, construct(tag, text))
+            value = construct(tag, text)
         except ScalarRefused:
-            reading = None
+            pass
+        else:
+            reading = yaml11_reading(text, value)
     if len(_PLAIN_CACHE) >= _PLAIN_CACHE_SIZE:
         _PLAIN_CACHE.clear()
-    _PLAIN_CACHE[text] = (tag, reading)
-    return tag, reading
+    _PLAIN_CACHE[text] = classified = (tag, reading, value)
+    return classified
 
 
 # ---------------------------------------------------------------------------------------------- events to data
@@ -274,11 +285,13 @@ class _Loader:
             text = event.value
             if not event.implicit[0]:
                 return text
-            tag, reading = _PLAIN_CACHE.get(text) or _classify(text)
+            tag, reading, value = _PLAIN_CACHE.get(text) or _classify(text)
             if reading is not None:
                 self.readings[pointer] = reading
             if tag is _STR or tag is _MERGE:  # `<<` is refused as a key only
                 return text
+            if value is not _UNBUILT:
+                return value
         return self.scalar(tag, event.value, span, pointer)
 
     # The two loops below read an unanchored scalar child in place (the commonest event by far) instead of
@@ -315,15 +328,15 @@ class _Loader:
             self.get, self.path, self.positions, self.key_positions, self.last_line, self.scalar_value)
         inline = depth < MAX_DEPTH
         self.open += 1
-        mapping: dict[str, Any] = {}
-        first_seen: dict[str, Span] = {}
+        mapping: dict[str, Any] = {}  # a key already in it is a duplicate (key_positions holds its first span)
+        cache_get = _PLAIN_CACHE.get
         event = get()
         while type(event) is not MappingEndEvent:
             if type(event) is ScalarEvent and event.anchor is None:
                 tag = event.tag
                 key = event.value
                 if tag is None or tag == "!":
-                    tag = (_PLAIN_CACHE.get(key) or _classify(key))[0] if event.implicit[0] else _STR
+                    tag = (cache_get(key) or _classify(key))[0] if event.implicit[0] else _STR
                 is_scalar, key_mark = True, event.start_mark
             else:
                 node = self.alias(event) if type(event) is AliasEvent else self.compose(event)
@@ -331,20 +344,28 @@ class _Loader:
             key_span = _new_span(Span, (path, key_mark.line + 1, key_mark.column + 1))
             if tag == _STR and is_scalar:
                 child = pointer_join(pointer, key) if "~" in key or "/" in key else f"{pointer}/{key}"
-                if key not in first_seen:
-                    first_seen[key] = key_positions[child] = key_span
+                if key not in mapping:
+                    key_positions[child] = key_span
                     event = get()
                     if inline and type(event) is ScalarEvent and event.anchor is None:
                         mark = event.start_mark
                         line = mark.line
                         positions[child] = span = _new_span(
                             Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
-                        mapping[key] = scalar_value(event, span, child)
+                        if event.tag is None and event.implicit[0]:  # plain: scalar_value's commonest case
+                            text = event.value
+                            tag, reading, value = cache_get(text) or _classify(text)
+                            if reading is not None:
+                                self.readings[child] = reading
+                            mapping[key] = (text if tag is _STR or tag is _MERGE else
+                                            value if value is not _UNBUILT else self.scalar(tag, text, span, child))
+                        else:
+                            mapping[key] = scalar_value(event, span, child)
                     else:
                         mapping[key] = self.value(event, child, depth + 1)
                     event = get()
                     continue
-                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
+                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {key_positions[child]})",
                           key_span, child, "remove one of them; YAML parsers differ on which wins")
             elif tag == _MERGE:
                 self.fail("yaml.merge-key", "merge keys (<<) are not supported", key_span, pointer,
@@ -509,7 +530,7 @@ class _Loader:
             key = key_node.value
             child = pointer_join(pointer, key)
             if key in first_seen:
-                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
+                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {key_positions[child]})",
                           self.span(key_node), child, "remove one of them; YAML parsers differ on which wins")
                 continue
             first_seen[key] = self.key_positions[child] = self.span(key_node)
