@@ -98,26 +98,42 @@ def check_dags(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diag
     return out
 
 
+_UNSEEN: Any = object()  # a memo's "not decided yet" (None is a decision)
+
+
 def check_factories(entries: Iterable[Entry], allowlist: list[str], docs: dict[str, Document],
                     settings_span: Span | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     sources: dict[str, Path | None] = {}  # module -> its source file, found once per module per check
-    defined: dict[str, bool | None] = {}  # factory -> _defined_in, one stat + lookup per factory, not per entry
+    verdicts: dict[str, str | None] = {}  # factory -> its finding's rule (None: fine), decided once per factory
     for entry in entries:
+        verdict = verdicts.get(entry.factory, _UNSEEN)
+        if verdict is _UNSEEN:
+            verdict = verdicts[entry.factory] = _factory_verdict(entry.factory, allowlist, sources)
+        if verdict is None:
+            continue
         module, _, attr = entry.factory.partition(":")
-        if module.startswith(".") or not _allowed(module, allowlist):
+        if verdict == "factory.not-allowed":
             span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-allowed", f"factory {entry.factory!r} is outside the factory allowlist "
                                   f"({', '.join(allowlist) or 'empty'})", span, pointer,
                                   "add its module prefix to [security] factory_allowlist"
                                   + (f" at {settings_span}" if settings_span else "")))
-        elif (attr.startswith("__") and attr.endswith("__")) or _once(defined, entry.factory,
-                                                                    lambda: _defined_in(module, attr, sources)) is False:
+        else:
             span, pointer = field_span(docs, entry, "/factory")
             out.append(Diagnostic("factory.not-defined", f"factory {entry.factory!r}: {attr} is not defined in "
                                   f"{module} itself (an imported name would let an allowed module lend out another)",
                                   span, pointer, "name a function or class the module defines"))
     return out
+
+
+def _factory_verdict(factory: str, allowlist: list[str], sources: dict[str, Path | None]) -> str | None:
+    module, _, attr = factory.partition(":")
+    if module.startswith(".") or not _allowed(module, allowlist):
+        return "factory.not-allowed"
+    if (attr.startswith("__") and attr.endswith("__")) or _defined_in(module, attr, sources) is False:
+        return "factory.not-defined"
+    return None
 
 
 def check_task_signatures(entries: Iterable[Entry], docs: dict[str, Document]) -> list[Diagnostic]:
@@ -130,7 +146,9 @@ def check_task_signatures(entries: Iterable[Entry], docs: dict[str, Document]) -
         if entry.domain != "task":
             continue
         module, _, attr = entry.factory.partition(":")
-        found = _once(params, entry.factory, lambda: _params_of(module, attr, sources))
+        found = params.get(entry.factory, _UNSEEN)
+        if found is _UNSEEN:
+            found = params[entry.factory] = _params_of(module, attr, sources)
         if found is None or _takes_three(found):
             continue
         span, pointer = field_span(docs, entry, "/factory")
@@ -192,12 +210,6 @@ def _defined_in(module: str, attr: str, sources: dict[str, Path | None] | None =
     `sources` is the caller's module -> source cache (one lookup per module, not per entry)."""
     source = _cached_source(module, {} if sources is None else sources)
     return None if source is None else attr in _top_level_names(str(source), _mtime_ns(source))
-
-
-def _once(memo: dict, key: str, compute: Any) -> Any:
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
 
 
 def _params_of(module: str, attr: str, sources: dict[str, Path | None]) -> tuple | None:
