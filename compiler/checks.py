@@ -346,9 +346,10 @@ def check_queue_categories(entries, catalog, layers: Layers, doc: Document | Non
     for entry in entries:
         scheduler = entry.metadata.get("scheduler") or {}
         if entry.domain == "workflow" and scheduler.get("queue_category"):
-            span, ptr = field_span(docs, entry, "/metadata/scheduler/queue_category")
-            key, found = check_queue_category(scheduler["queue_category"], adapter_keys, ptr, span)
-            errors.extend(found)
+            key = resolve_category(scheduler["queue_category"], adapter_keys)
+            if key is None:  # placed only when wrong: a position below an entry is made on first use
+                span, ptr = field_span(docs, entry, "/metadata/scheduler/queue_category")
+                errors.extend(check_queue_category(scheduler["queue_category"], adapter_keys, ptr, span)[1])
             provider = scheduler.get("provider")
             if key and provider and provider not in catalog[("adapter", key)]:
                 span, ptr = field_span(docs, entry, "/metadata/scheduler/provider")

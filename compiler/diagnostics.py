@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, NamedTuple
 
 
 class Span(NamedTuple):
@@ -55,30 +55,76 @@ class CompileError(Exception):
         super().__init__(f"{len(self.diagnostics)} error(s)")
 
 
-@dataclass(frozen=True)
 class Document:
-    """A loaded file: JSON-compatible data plus where each value and key sits in the source."""
+    """A loaded file: JSON-compatible data plus where each value and key sits in the source.
 
-    path: str  # project-relative, forward slashes
-    data: Any
-    sha256: str
-    #: JSON pointer -> span of the value
-    positions: dict[str, Span] = field(default_factory=dict)
-    #: JSON pointer -> span of the mapping key that holds the value
-    key_positions: dict[str, Span] = field(default_factory=dict)
-    #: JSON pointer -> how another reading of the same text differs (a YAML 1.1 `no` is false, 1.2 reads a
-    #: string), for the hint of an error at that value
-    readings: dict[str, str] = field(default_factory=dict)
+    `positions`: JSON pointer -> span of the value; `key_positions`: JSON pointer -> span of the mapping key
+    that holds the value; `readings`: JSON pointer -> how another reading of the same text differs (a YAML
+    1.1 `no` is false, 1.2 reads a string), for the hint of an error at that value.
+
+    A loader may hand over the positions of pointers up to `complete_depth` tokens only, with `complete`, a
+    function that returns all of them: they are made on first use. A valid 10,000-entry manifest's compile
+    only asks for `/entries/<i>`, and making a span for each of its 170,000 values and keys was a third of
+    its load time (bench/compile.py, stage "read manifest + YAML walk").
+    """
+
+    __slots__ = ("path", "data", "sha256", "_positions", "_key_positions", "readings", "_complete", "_depth")
+
+    def __init__(self, path: str, data: Any, sha256: str, positions: dict[str, Span] | None = None,
+                 key_positions: dict[str, Span] | None = None, readings: dict[str, str] | None = None, *,
+                 complete: Callable[[], tuple[dict[str, Span], dict[str, Span]]] | None = None,
+                 complete_depth: int = 0) -> None:
+        self.path = path  # project-relative, forward slashes
+        self.data = data
+        self.sha256 = sha256
+        self._positions = {} if positions is None else positions
+        self._key_positions = {} if key_positions is None else key_positions
+        self.readings = {} if readings is None else readings
+        self._complete = complete
+        self._depth = complete_depth
+
+    @property
+    def positions(self) -> dict[str, Span]:
+        if self._complete is not None:
+            self._make_positions()
+        return self._positions
+
+    @property
+    def key_positions(self) -> dict[str, Span]:
+        if self._complete is not None:
+            self._make_positions()
+        return self._key_positions
+
+    def _make_positions(self) -> None:
+        complete, self._complete = self._complete, None
+        self._positions, self._key_positions = complete()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return ((self.path, self.data, self.sha256, self.positions, self.key_positions, self.readings)
+                == (other.path, other.data, other.sha256, other.positions, other.key_positions, other.readings))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable tables, as the dataclass it was
+
+    def __repr__(self) -> str:
+        return (f"Document(path={self.path!r}, data={self.data!r}, sha256={self.sha256!r}, "
+                f"positions={self.positions!r}, key_positions={self.key_positions!r}, readings={self.readings!r})")
 
     def span(self, pointer: str, *, key: bool = False) -> Span:
         """The span of `pointer`, or of its nearest ancestor that has one."""
-        table = self.key_positions if key else self.positions
+        if self._complete is not None and pointer.count("/") <= self._depth:
+            # the pointer and all its ancestors are within the tables at hand: nothing more to make
+            positions, key_positions = self._positions, self._key_positions
+        else:
+            positions, key_positions = self.positions, self.key_positions
+        table = key_positions if key else positions
         probe = pointer
         while True:
             if probe in table:
                 return table[probe]
-            if key and probe in self.positions:
-                return self.positions[probe]
+            if key and probe in positions:
+                return positions[probe]
             if not probe:
                 return Span(self.path, 1, 1)
             probe = probe.rsplit("/", 1)[0]

@@ -48,8 +48,10 @@ def load_entries(manifests: list[Document]) -> tuple[tuple[Entry, ...], list[Dia
                 continue
             seen[ident] = where
             if entry.settings_schema is not None:
-                try:
-                    check_subtree(doc, {}, entry.settings_schema, f"/entries/{i}/settings_schema")
+                try:  # only whether it is a valid schema counts: its findings on {} are dropped, so they are
+                    # placed in a document without positions (the manifest's deep ones are made on first use)
+                    check_subtree(Document(doc.path, None, ""), {}, entry.settings_schema,
+                                  f"/entries/{i}/settings_schema")
                 except Exception as exc:  # fastschema.InvalidSchema or jsonschema.SchemaError
                     pointer = f"/entries/{i}/settings_schema" + getattr(exc, "pointer", "")
                     errors.append(Diagnostic("manifest.settings-schema", f"settings_schema is not a valid JSON Schema: "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from functools import partial
 from typing import Any, Callable
 
 import yaml
@@ -206,6 +207,15 @@ class _Abort(Exception):
         self.diagnostic = diagnostic
 
 
+class _Full(Exception):
+    """A shallow pass met a diagnostic: read the document again recording every position."""
+
+
+#: pointers of at most this many tokens get their positions in the first pass (`/entries/<i>`: every manifest
+#: entry's `source`); the rest are made when first asked for (compiler.diagnostics.Document)
+SHALLOW_DEPTH = 2
+
+
 class _Loader:
     """Builds one document's data and positions from the event stream.
 
@@ -215,8 +225,12 @@ class _Loader:
     (aliases replay them, costing the alias budget one unit per node); the rest never is.
     """
 
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, record_depth: int = MAX_DEPTH + 1) -> None:
         self.path = path
+        #: positions are recorded for pointers of at most this many tokens; a pass that records fewer
+        #: (`shallow`) stops at the first diagnostic (_Full): the full pass reports it with every span
+        self.record_depth = record_depth
+        self.shallow = record_depth <= MAX_DEPTH
         self.get: Callable[[], Any] = _EventParser(text).get_event
         self.positions: dict[str, Span] = {}
         self.key_positions: dict[str, Span] = {}
@@ -271,15 +285,17 @@ class _Loader:
             if kind is not ScalarEvent:
                 self.open += 1  # its contents are still to be read past
             raise _Abort(Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", span, pointer))
-        self.positions[pointer] = span
+        if depth <= self.record_depth:
+            self.positions[pointer] = span
         if kind is ScalarEvent:
             return self.scalar_value(event, span, pointer)
         if kind is SequenceStartEvent:
             return self.sequence(event, span, pointer, depth)
         return self.mapping(event, span, pointer, depth)
 
-    def scalar_value(self, event: Any, span: Span, pointer: str) -> Any:
-        """An unanchored scalar's value (its position is already recorded)."""
+    def scalar_value(self, event: Any, span: Span | None, pointer: str) -> Any:
+        """An unanchored scalar's value (its position is already recorded; span is None only in a shallow pass,
+        which reports nothing)."""
         tag = event.tag
         if tag is None or tag == "!":
             text = event.value
@@ -303,17 +319,20 @@ class _Loader:
         get, path, positions, last_line, scalar_value = (self.get, self.path, self.positions, self.last_line,
                                                          self.scalar_value)
         inline = depth < MAX_DEPTH  # a child at depth + 1 is within the limit
+        record = depth < self.record_depth  # a child's position is recorded
         self.open += 1
         out: list[Any] = []
         append = out.append
+        span = None
         event = get()
         while type(event) is not SequenceEndEvent:
             child = f"{pointer}/{len(out)}"
             if inline and type(event) is ScalarEvent and event.anchor is None:
-                mark = event.start_mark
-                line = mark.line
-                positions[child] = span = _new_span(
-                    Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
+                if record:
+                    mark = event.start_mark
+                    line = mark.line
+                    positions[child] = span = _new_span(
+                        Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
                 append(scalar_value(event, span, child))
             else:
                 append(self.value(event, child, depth + 1))
@@ -327,9 +346,11 @@ class _Loader:
         get, path, positions, key_positions, last_line, scalar_value = (
             self.get, self.path, self.positions, self.key_positions, self.last_line, self.scalar_value)
         inline = depth < MAX_DEPTH
+        record = depth < self.record_depth  # a child's position and its key's are recorded
         self.open += 1
         mapping: dict[str, Any] = {}  # a key already in it is a duplicate (key_positions holds its first span)
         cache_get = _PLAIN_CACHE.get
+        span = None
         event = get()
         while type(event) is not MappingEndEvent:
             if type(event) is ScalarEvent and event.anchor is None:
@@ -341,17 +362,18 @@ class _Loader:
             else:
                 node = self.alias(event) if type(event) is AliasEvent else self.compose(event)
                 tag, is_scalar, key, key_mark = node.tag, type(node) is ScalarNode, node.value, node.start_mark
-            key_span = _new_span(Span, (path, key_mark.line + 1, key_mark.column + 1))
             if tag == _STR and is_scalar:
                 child = pointer_join(pointer, key) if "~" in key or "/" in key else f"{pointer}/{key}"
                 if key not in mapping:
-                    key_positions[child] = key_span
+                    if record:
+                        key_positions[child] = _new_span(Span, (path, key_mark.line + 1, key_mark.column + 1))
                     event = get()
                     if inline and type(event) is ScalarEvent and event.anchor is None:
-                        mark = event.start_mark
-                        line = mark.line
-                        positions[child] = span = _new_span(
-                            Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
+                        if record:
+                            mark = event.start_mark
+                            line = mark.line
+                            positions[child] = span = _new_span(
+                                Span, (path, (line if line < last_line else last_line) + 1, mark.column + 1))
                         if event.tag is None and event.implicit[0]:  # plain: scalar_value's commonest case
                             text = event.value
                             tag, reading, value = cache_get(text) or _classify(text)
@@ -365,6 +387,10 @@ class _Loader:
                         mapping[key] = self.value(event, child, depth + 1)
                     event = get()
                     continue
+            if self.shallow:
+                raise _Full
+            key_span = _new_span(Span, (path, key_mark.line + 1, key_mark.column + 1))
+            if tag == _STR and is_scalar:
                 self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {key_positions[child]})",
                           key_span, child, "remove one of them; YAML parsers differ on which wins")
             elif tag == _MERGE:
@@ -389,6 +415,8 @@ class _Loader:
             return None
 
     def fail(self, rule: str, message: str, span: Span, pointer: str, hint: str | None = None) -> None:
+        if self.shallow:
+            raise _Full
         self.errors.append(Diagnostic(rule, message, span, pointer, hint))
 
     # -- anchors and aliases: composed nodes, walked like a node graph ---------------------------------
@@ -487,7 +515,7 @@ class _Loader:
         if depth > MAX_DEPTH:
             raise _Abort(Diagnostic("yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels",
                                     self.span(node), pointer))
-        if pointer not in self.positions:
+        if depth <= self.record_depth and pointer not in self.positions:
             self.positions[pointer] = self.span(node)
         if id(node) in self.stack:
             raise _Abort(Diagnostic("yaml.recursive", "recursive alias", self.span(node), pointer))
@@ -530,10 +558,12 @@ class _Loader:
             key = key_node.value
             child = pointer_join(pointer, key)
             if key in first_seen:
-                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {key_positions[child]})",
+                self.fail("yaml.duplicate-key", f"duplicate key {key!r} (first defined at {first_seen[key]})",
                           self.span(key_node), child, "remove one of them; YAML parsers differ on which wins")
                 continue
-            first_seen[key] = self.key_positions[child] = self.span(key_node)
+            first_seen[key] = key_span = self.span(key_node)
+            if depth < self.record_depth:
+                self.key_positions[child] = key_span
             out[key] = self.walk(value_node, child, depth + 1)
         return out
 
@@ -549,9 +579,13 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
     text = decode_text(raw, path)
     if isinstance(text, Diagnostic):
         return [text]
-    loader = _Loader(text, path)
+    loader = _Loader(text, path, SHALLOW_DEPTH)
     try:
-        documents, second, data, abort = loader.run()
+        try:
+            documents, second, data, abort = loader.run()
+        except _Full:  # a diagnostic to report: the full pass finds it (and every other) with its spans
+            loader = _Loader(text, path)
+            documents, second, data, abort = loader.run()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
@@ -573,8 +607,16 @@ def load_yaml(raw: bytes, path: str) -> Document | list[Diagnostic]:
         return [abort]
     if loader.errors:
         return loader.errors
+    complete = partial(_all_positions, text, path) if loader.shallow else None
     return Document(path, data, hashlib.sha256(raw).hexdigest(), loader.positions, loader.key_positions,
-                    loader.readings)
+                    loader.readings, complete=complete, complete_depth=loader.record_depth)
+
+
+def _all_positions(text: str, path: str) -> tuple[dict[str, Span], dict[str, Span]]:
+    """Every position of a document a shallow pass read without a diagnostic (so this pass finds none)."""
+    loader = _Loader(text, path)
+    loader.run()
+    return loader.positions, loader.key_positions
 
 
 def _short(tag: str) -> str:

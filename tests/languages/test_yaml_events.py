@@ -110,3 +110,39 @@ def test_an_empty_value_at_the_end_of_the_stream_is_placed_inside_the_file(raw: 
     last_line = raw.count(b"\n") + 1
     for span in [*doc.positions.values(), *doc.key_positions.values()]:
         assert 1 <= span.line <= last_line, (raw, span)
+
+
+def _shallow_spans(doc: Document, pointers) -> dict:
+    """Every span doc.span() gives for these pointers (value and key) without making the deeper positions."""
+    return {(p, key): doc.span(p, key=key) for p in pointers for key in (False, True)}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(_docs, st.booleans(), st.booleans())
+def test_the_first_pass_gives_the_shallow_spans_of_the_full_one(data, flow, anchored):
+    """load_yaml records positions of pointers up to two tokens deep and makes the rest on first use:
+    spans asked for before that are those of the full pass (here against the composer), aliases included."""
+    text = yaml.dump(data, Dumper=_Dumper, default_flow_style=flow, allow_unicode=True)
+    if anchored:  # the same document once more under an alias: walked, not read from events
+        text = "base: &b\n" + "".join(f"  {line}\n" for line in text.splitlines()) + "copy: *b\n"
+    doc = load_yaml(text.encode(), "m.yaml")
+    assert isinstance(doc, Document), (text, doc)
+    values, keys = _composed_positions(text)
+    shallow = [p for p in {*values, *keys} if p.count("/") <= 2]
+    before = _shallow_spans(doc, shallow)
+    assert doc._complete is not None or not any(p.count("/") > 2 for p in values)  # nothing deeper made yet
+    assert doc.positions == values and doc.key_positions == keys  # now made: the full pass
+    assert before == _shallow_spans(doc, shallow)
+    deep = [p for p in values if p.count("/") > 2]
+    assert all(doc.span(p) == values[p] for p in deep)
+
+
+def test_diagnostics_below_the_shallow_depth_keep_their_spans():
+    """The first pass records no deep positions; a diagnostic there is reported by the full pass."""
+    assert _rules(b"a:\n  b:\n    c: 1\n    c: 2\n") == [("yaml.duplicate-key", (4, 5))]
+    errors = load_yaml(b"a:\n  b:\n    c: 1\n    c: 2\n", "m.yaml")
+    assert "first defined at m.yaml:3:5" in errors[0].message
+    errors = load_yaml(b"a: &x {k: 1, k: 2}\nb: *x\n", "m.yaml")  # a duplicate inside an anchored mapping
+    assert [(e.rule, e.span.line, e.span.col) for e in errors][0] == ("yaml.duplicate-key", 1, 14)
+    assert "first defined at m.yaml:1:8" in errors[0].message
+    assert _rules(b"a:\n  b:\n    c: !!int x\n") == [("yaml.scalar", (3, 8))]
