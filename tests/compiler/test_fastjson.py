@@ -30,7 +30,8 @@ _floats = st.one_of(
 _text = st.text(alphabet=st.one_of(st.characters(), st.sampled_from("\u2028\u2029\x00\x1f\x7f\"\\\n\t\b\f\r/é𝄞")),
                 max_size=10)
 _keys = st.one_of(_text, st.sampled_from(["a", "B", "é", "\uffff", "𝄞", "1e-05", "digest"]))
-_ints = st.one_of(st.integers(), st.integers(-2 ** 63, 2 ** 64 - 1), st.sampled_from([2 ** 64, -2 ** 63 - 1, 2 ** 53 + 1]))
+_ints = st.one_of(st.integers(), st.integers(-2 ** 63, 2 ** 64 - 1),
+                  st.sampled_from([2 ** 64, -2 ** 63 - 1, 2 ** 53 + 1]))
 _scalars = st.one_of(st.none(), st.booleans(), _ints, _floats, _text)
 _values = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.tuples(inner, inner),
@@ -57,8 +58,8 @@ def test_the_compiler_writes_exactly_the_canonical_bytes(data):
 
 # data orjson takes: string keys, 64-bit integers, no lone surrogates, floats outside 0 < |x| < 1e-4
 _plain_floats = _floats.filter(lambda x: x == 0 or abs(x) >= 1e-4)
-_plain_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\u2028\x00\x1f\x7f\"\\\n"),
-                      max_size=10)
+_plain_text = st.text(max_size=10, alphabet=st.characters(blacklist_categories=("Cs",))
+                      | st.sampled_from("\u2028\x00\x1f\x7f\"\\\n"))
 _plain = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2 ** 63, 2 ** 64 - 1), _plain_floats, _plain_text),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_plain_text, inner, max_size=4)),

@@ -72,3 +72,32 @@ def test_pretty_text_refuses_and_falls_back_as_json_does():
             raise AssertionError(f"{bad!r} was written")
     assert pretty_text({2: "a", 1: [2.5]}) == json.dumps({2: "a", 1: [2.5]}, sort_keys=True, indent=2)
     assert pretty_bytes({"é": "ü"}) == '{\n  "é": "ü"\n}\n'.encode()
+
+
+def test_a_valid_compile_reads_each_manifest_once(tmp_path, monkeypatch):
+    """Positions below `/entries/<i>` are made on first use (a second pass over the YAML text); a valid
+    compile of the reference and demo projects (workflows, queue categories, settings schemas, a large
+    manifest) never asks for them, and a compile with a finding does, to place it."""
+    from compiler import build
+    from compiler.loaders import yaml as yaml_loader
+    from runtime.about import DEMO_DIR
+    from tests.support.env import ROOT
+
+    second_passes: list[str] = []
+    full = yaml_loader._all_positions
+    monkeypatch.setattr(yaml_loader, "_all_positions", lambda text, path: (second_passes.append(path),
+                                                                           full(text, path))[1])
+    for project in (ROOT, DEMO_DIR):
+        assert build.build_project(project, tmp_path / project.name).ok
+    big = tmp_path / "big"
+    (big / "deployment" / "manifests").mkdir(parents=True)
+    (big / "deployment" / "manifests" / "big.yaml").write_bytes(
+        b"source: big\n" + _manifest(schema.LARGE_DOCUMENT + 10).split(b"\n", 1)[1])
+    assert build.build_project(big, big / "build").ok
+    assert second_passes == []
+    (big / "deployment" / "manifests" / "big.yaml").write_bytes(
+        b"source: big\n" + _manifest(50, {7: "\n    version: 5"}).split(b"\n", 1)[1])
+    result = build.build_project(big, big / "build")
+    assert [(d.rule, str(d.span), d.pointer) for d in result.diagnostics] == [
+        ("schema.type", "deployment/manifests/big.yaml:43:14", "/entries/7/version")]
+    assert second_passes == ["deployment/manifests/big.yaml"]
