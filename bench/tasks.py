@@ -15,6 +15,12 @@ the two are driven in alternating slices (`--rounds`, default 10, so each gets
 alike. Prints requests/s, p50, p99 and errors for both, the
 ratio, and counts the run rows afterwards: one succeeded run with 3 node rows
 per 200 answer, no more, no fewer.
+
+Reading the ratio: both servers are bound by one core (the GIL). The bare handler costs about 0.4 ms of
+CPU per request, so its rate follows the CPU this client leaves it (1,000-3,000 req/s on two cores
+within one run, as other work comes and goes); Oneiric's costs 1.3-2 ms and stays near its own limit. A
+quiet machine therefore gives a lower ratio than a busy one: compare figures taken at similar load
+(`--json` lists every slice's rate).
 """
 
 from __future__ import annotations
