@@ -1,6 +1,7 @@
 """Throughput and latency of `POST /tasks/workflow` against a bare bottle handler, on loopback.
 
-    .venv/bin/python bench/tasks.py [--duration 20] [--concurrency 80] [--backend sqlite|postgres|both] [--json]
+    .venv/bin/python bench/tasks.py [--duration 20] [--concurrency 80] [--backend sqlite|postgres|both]
+                                    [--durable-floor] [--json]
 
 Rows: `sqlite` (one instance, runs in SQLite WAL) and `postgres x2` (two instances sharing one
 PostgreSQL server that this script starts from the distribution's binaries, see tests/state/pg.py;
@@ -21,6 +22,10 @@ CPU per request, so its rate follows the CPU this client leaves it (1,000-3,000 
 within one run, as other work comes and goes); Oneiric's costs 1.3-2 ms and stays near its own limit. A
 quiet machine therefore gives a lower ratio than a busy one: compare figures taken at similar load
 (`--json` lists every slice's rate).
+
+`--durable-floor` also drives, in the same slices, the bare handler plus one SQLite commit per request
+(WAL, synchronous=NORMAL, one connection behind a lock, like runtime/state/sqlite.py) and prints its ratio
+to bare: the ceiling a durable delivery works under (a delivery commits at least its claim and its end).
 """
 
 from __future__ import annotations
@@ -101,6 +106,25 @@ def handler():
 srv = Server(("127.0.0.1", int(sys.argv[1])), app)
 srv.serve_forever()
 """
+
+#: The bare handler plus the least a durable run needs: one SQLite commit per request (WAL,
+#: synchronous=NORMAL, one connection behind a lock, as runtime/state/sqlite.py). Printed with
+#: `--durable-floor` to show where the sqlite ratio's ceiling lies: a delivery commits its claim and its end.
+DURABLE_APP = BARE_APP.replace("""    json.loads(body)
+""", """    run = json.loads(body)
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO runs VALUES (?, ?)", (run["run_id"], body))
+        db.execute("COMMIT")
+""").replace("""app = bottle.Bottle()
+""", """import sqlite3, threading
+db = sqlite3.connect(sys.argv[2], isolation_level=None, check_same_thread=False)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA synchronous=NORMAL")
+db.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, body BLOB)")
+lock = threading.Lock()
+app = bottle.Bottle()
+""")
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -217,37 +241,41 @@ def start_oneiric(root: Path, dsn: str | None = None,
     return proc, port, log
 
 
-def start_bare() -> tuple[subprocess.Popen, int]:
+def start_bare(durable_db: Path | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)], cwd=ROOT,
+    argv = [DURABLE_APP, str(port), str(durable_db)] if durable_db else [BARE_APP, str(port)]
+    proc = subprocess.Popen([sys.executable, "-c", *argv], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_healthy(f"http://127.0.0.1:{port}/tasks/workflow", proc)
     return proc, port
 
 
-def run_interleaved(root: Path, duration: float, concurrency: int, rounds: int,
-                    dsn: str | None = None) -> tuple[dict, dict, dict]:
-    """Oneiric (one instance, or two sharing `dsn`) and the bare handler up at once; alternate slices of
-    duration/rounds so background load hits both alike."""
+def run_interleaved(root: Path, duration: float, concurrency: int, rounds: int, dsn: str | None = None,
+                    durable_floor: bool = False) -> tuple[dict, dict, dict, dict | None]:
+    """Oneiric (one instance, or two sharing `dsn`) and the bare handler (and the durable floor) up at once;
+    alternate slices of duration/rounds so background load hits them alike."""
     procs = [start_oneiric(root, dsn, f"orchestrate-{i}") for i in range(2 if dsn else 1)]
     ours_ports = [port for _, port, _ in procs]
     bare_proc, bare_port = start_bare()
+    floor_proc, floor_port = start_bare(root / "floor.sqlite") if durable_floor else (None, 0)
     try:
         warm = min(1.0, duration / 10)
         drive(ours_ports, warm, concurrency, True, "warm")
         drive(bare_port, warm, concurrency, False, "warm")
-        ours_parts, bare_parts = [], []
+        ours_parts, bare_parts, floor_parts = [], [], []
         for i in range(rounds):
             ours_parts.append(drive(ours_ports, duration / rounds, concurrency, True, f"run{i}"))
             bare_parts.append(drive(bare_port, duration / rounds, concurrency, False, f"bare{i}"))
+            if floor_proc:
+                floor_parts.append(drive(floor_port, duration / rounds, concurrency, False, f"floor{i}"))
     finally:
-        for proc in [p for p, _, _ in procs] + [bare_proc]:
+        for proc in [p for p, _, _ in procs] + [bare_proc] + ([floor_proc] if floor_proc else []):
             proc.terminate()
             proc.wait(timeout=30)
         for _, _, log in procs:
             log.close()
     ours = merge(ours_parts)
-    return ours, merge(bare_parts), count_runs(root, ours, dsn)
+    return ours, merge(bare_parts), count_runs(root, ours, dsn), merge(floor_parts) if floor_parts else None
 
 
 _COUNTS = {
@@ -283,12 +311,13 @@ def exactly_once(rows: dict) -> bool:
             and set(rows["runs_by_succeeded_node_count"]) == {3} and set(rows["runs_by_attempts"]) == {1})
 
 
-def measure(backend: str, duration: float, concurrency: int, rounds: int) -> dict:
+def measure(backend: str, duration: float, concurrency: int, rounds: int, durable_floor: bool = False) -> dict:
+    floor = None
     with tempfile.TemporaryDirectory(prefix="oneiric-bench-") as tmp:
         root = Path(tmp)
         if backend == "sqlite":
             make_project(root)
-            ours, bare, rows = run_interleaved(root, duration, concurrency, rounds)
+            ours, bare, rows, floor = run_interleaved(root, duration, concurrency, rounds, durable_floor=durable_floor)
         else:
             from tests.support.postgres import PgServer  # the test suite's server: initdb/pg_ctl in a temp dir
 
@@ -298,13 +327,18 @@ def measure(backend: str, duration: float, concurrency: int, rounds: int) -> dic
             server.start()
             try:
                 make_project(root, POSTGRES)
-                ours, bare, rows = run_interleaved(root, duration, concurrency, rounds, server.database())
+                ours, bare, rows, _ = run_interleaved(root, duration, concurrency, rounds, server.database())
             finally:
                 server.stop()
-    for r in (ours, bare):
+    for r in (ours, bare, *([floor] if floor else [])):
         r.pop("ok_ids")
-    return {"backend": backend, "instances": 1 if backend == "sqlite" else 2, "oneiric": ours, "bare_bottle": bare,
-            "ratio": ours["rps"] / bare["rps"] if bare["rps"] else 0.0, "runs": rows, "exactly_once": exactly_once(rows)}
+    report = {"backend": backend, "instances": 1 if backend == "sqlite" else 2, "oneiric": ours, "bare_bottle": bare,
+              "ratio": ours["rps"] / bare["rps"] if bare["rps"] else 0.0, "runs": rows,
+              "exactly_once": exactly_once(rows)}
+    if floor:
+        report["durable_floor"] = floor
+        report["durable_floor_ratio"] = floor["rps"] / bare["rps"] if bare["rps"] else 0.0
+    return report
 
 
 TARGETS = {"sqlite": 0.6, "postgres": 0.5}
@@ -316,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=80, help="concurrent clients (default 80)")
     p.add_argument("--rounds", type=int, default=10, help="alternating slices per target (default 10)")
     p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--durable-floor", action="store_true",
+                   help="sqlite row: also drive the bare handler plus one SQLite commit per request, and print its ratio")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    reports = [measure(b, args.duration, args.concurrency, max(1, args.rounds)) for b in backends]
+    reports = [measure(b, args.duration, args.concurrency, max(1, args.rounds), args.durable_floor) for b in backends]
     if args.json:
         print(json.dumps({"duration_s": args.duration, "concurrency": args.concurrency, "rounds": args.rounds,
                           "rows": reports}, indent=2, sort_keys=True))
@@ -336,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{TARGETS[r['backend']]:>8.2f}{o['p50_ms']:>9.2f}{o['p99_ms']:>9.2f}{o['errors']:>8}"
                   f"{rows['lost']:>6}{dup:>5}  {'yes' if r['exactly_once'] else 'NO'}"
                   f"  (codes {o['codes']}; runs by status {rows['by_status']})")
+        for r in reports:
+            if "durable_floor" in r:
+                f = r["durable_floor"]
+                print(f"durable floor: the bare handler + one SQLite commit per request (WAL, synchronous=NORMAL): "
+                      f"{f['rps']:.1f} req/s = {r['durable_floor_ratio']:.2f} of bare, p50 {f['p50_ms']:.2f} ms "
+                      f"(a delivery commits at least its claim and its end)")
     return 0 if all(r["exactly_once"] and r["oneiric"]["errors"] == 0 for r in reports) else 1
 
 
