@@ -53,19 +53,74 @@ class MemoryVectorStore(Adapter):
 
 
 class PgVectorStore(Adapter):
-    """pgvector over a DSN held in a secret; connects on first query, so cold start does no I/O."""
+    """pgvector over a DSN held in a secret. Cold start does no I/O: the first `upsert`/`count`/`get` connects
+    (psycopg, the `postgres` extra) and creates the settings' `table` if it is missing. The database needs the
+    `vector` extension (`CREATE EXTENSION vector`, run once by whoever provisions it; on Cloud SQL the
+    database owner may). One connection per process, shared by the run threads under a lock."""
 
     name = "pgvector"
 
     def activate(self) -> None:
+        import threading
+
         dsn = self.settings.get("dsn")
         if isinstance(dsn, SecretValue):
             dsn = dsn.reveal()
         if not isinstance(dsn, str) or urlsplit(dsn).scheme not in ("postgres", "postgresql"):
             raise AdapterError("pgvector dsn must be a postgresql:// URL")
+        self._dsn = dsn
         self._target = urlsplit(dsn).hostname or "localhost"
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.settings.get("dimensions", 768))
+
+    @property
+    def table(self) -> str:
+        return str(self.settings.get("table", "embeddings"))
+
+    def _run(self, query: str, args: tuple = ()) -> list[tuple]:
+        """Run one statement on the shared connection (made, with the table, on first use)."""
+        try:
+            import psycopg
+            from psycopg import sql
+        except ImportError:
+            raise AdapterError("pgvector needs psycopg: pip install 'oneiric[postgres]'") from None
+        if not hasattr(self, "_lock"):
+            raise AdapterError("pgvector adapter used before activate()")
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+                    self._conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, "
+                                               "embedding vector NOT NULL)").format(sql.Identifier(self.table)))
+                cur = self._conn.execute(sql.SQL(query).format(table=sql.Identifier(self.table)), args)
+                return cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:  # the DSN's password never reaches the message: only host and reason
+                raise AdapterError(f"pgvector at {self._target}: {type(exc).__name__}: "
+                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+
+    def upsert(self, key: str, vector: list[float]) -> None:
+        if len(vector) != self.dimensions:
+            raise AdapterError(f"vector has {len(vector)} dimensions, expected {self.dimensions}")
+        self._run("INSERT INTO {table} (key, embedding) VALUES (%s, CAST(%s::float8[] AS vector)) "
+                  "ON CONFLICT (key) DO UPDATE SET embedding = EXCLUDED.embedding", (key, [float(v) for v in vector]))
+
+    def count(self) -> int:
+        return int(self._run("SELECT COUNT(*) FROM {table}")[0][0])
+
+    def get(self, key: str) -> list[float] | None:
+        rows = self._run("SELECT embedding::real[] FROM {table} WHERE key = %s", (key,))
+        return [float(v) for v in rows[0][0]] if rows else None
 
     def health(self) -> dict[str, Any]:
         if not hasattr(self, "_target"):
             return {"status": "error", "detail": "not activated"}
         return {"status": "ready", "detail": "connects on first query"}
+
+    def close(self) -> None:
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            conn.close()
