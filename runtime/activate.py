@@ -7,7 +7,7 @@ report it. The state lives on the Runtime (`adapters`, `adapter_status`, `secret
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from runtime import settings as view
 from runtime.adapters.base import AdapterContext, AdapterError, SecretsAdapter, load_factory
@@ -39,16 +39,18 @@ def _build(rt: "Runtime", sel: Selection, context: AdapterContext) -> Any:
     return factory(settings, secrets=rt.secrets, context=context)
 
 
-def activate(rt: "Runtime", *, only_secrets: bool = False) -> None:
+def activate(rt: "Runtime", *, only: Collection[str] | None = None) -> None:
     """Build and activate each selected adapter (secrets first), importing only their modules.
 
-    `only_secrets`: the secrets adapter alone, for commands that only need to resolve a `secret://`
-    reference (the state store's DSN for `activity` and `state`): an operator's laptop or a CI job need not
-    reach, import or authenticate every other adapter the service uses."""
+    `only`: the secrets adapter and the adapters of these keys alone, for commands that only resolve a
+    `secret://` reference (the state store's DSN for `activity`, `state`, `workflow list`) or read one
+    adapter (`workflow status`: the queue): an operator's laptop or a CI job need not reach, import or
+    authenticate every other adapter the service uses."""
     context = _context(rt)
     selections = [s for s in rt.profile.selections if s.domain == "adapter"]
     secrets_sel = view.secrets_selection(selections, rt.settings)
-    rest = [] if only_secrets else sorted((s for s in selections if s.key != "secrets"), key=lambda s: s.key)
+    rest = sorted((s for s in selections if s.key != "secrets" and (only is None or s.key in only)),
+                  key=lambda s: s.key)
     for sel in [secrets_sel] + rest:
         label = f"{sel.domain}/{sel.key}"
         try:

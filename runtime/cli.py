@@ -252,7 +252,7 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
         from runtime.activity import ActivityError
         from runtime.state import StateError
 
-        activate.activate(rt, only_secrets=True)
+        activate.activate(rt, only=())
         try:
             rt.state.store()  # wait for the connection (bounded by connect_timeout_seconds)
         except StateError as exc:

@@ -33,7 +33,7 @@ def _default_runtime(options: Any) -> Any:
 
     rt = prepare(options)
     rt.state.autostart = False
-    activate.activate(rt, only_secrets=True)
+    activate.activate(rt, only=())
     return rt
 
 

@@ -71,6 +71,21 @@ def _default_runtime(options: Any) -> Any:
     return build_runtime(options)
 
 
+def _reading_runtime(options: Any, adapters: tuple[str, ...]) -> Any:
+    """For `list` and `status`, which only read: the secrets adapter (the state store's DSN may be a secret
+    reference) and `adapters` are activated, so an operator's machine need not reach every adapter."""
+    from runtime import activate
+    from runtime.start import prepare
+
+    rt = prepare(options)
+    activate.activate(rt, only=adapters)
+    return rt
+
+
+#: what each reading subcommand activates besides the secrets adapter (status reports the queue's view)
+READS = {"list": (), "status": ("queue",)}
+
+
 def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | None = None,
          out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run `workflow ...` (argv excludes the verb); `build(options)` makes the Runtime."""
@@ -86,7 +101,10 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     try:
-        rt = (build or _default_runtime)(options)
+        if build is None and args.command in READS:
+            rt = _reading_runtime(options, READS[args.command])
+        else:
+            rt = (build or _default_runtime)(options)
     except Exception as exc:  # StartupError and friends: the message is for the operator
         print(f"error: {exc}", file=err)
         return 1

@@ -1,5 +1,6 @@
-"""`oneiric activity` and `oneiric state` with the postgres backend, run from an operator's laptop or a CI job:
-they activate the secrets adapter (the DSN is a secret reference) and no other adapter of the service."""
+"""`oneiric activity`, `oneiric state` and `oneiric workflow list|status` with the postgres backend, run from an
+operator's laptop or a CI job: they activate the secrets adapter (the DSN is a secret reference) and no other
+adapter of the service. `workflow run` executes tasks, which reach adapters: it activates them all."""
 
 from __future__ import annotations
 
@@ -42,10 +43,18 @@ def test_activity_and_state_commands_activate_only_the_secrets_adapter(tmp_path,
     for who, argv in (("migrate", ["state", "migrate", "--json"]), ("status", ["state", "status", "--json"]),
                       ("pause", ["activity", "pause", "--domain", "workflow", "--key", "noop3", "--json"]),
                       ("show", ["activity", "--json"]),
-                      ("resume", ["activity", "resume", "--domain", "workflow", "--key", "noop3", "--json"])):
+                      ("resume", ["activity", "resume", "--domain", "workflow", "--key", "noop3", "--json"]),
+                      ("list", ["workflow", "list", "--json"]), ("dead", ["workflow", "list", "--dead", "--json"])):
         out = run_cli(*argv, cwd=root, env=env_for(root, pg_dsn, WHO=who), timeout=60)
         assert out.returncode == 0, (who, out.stdout + out.stderr)
-        assert json.loads(out.stdout), who
+        assert isinstance(json.loads(out.stdout), (dict, list)), who
     assert marker.read_text() == "health\n"
+    out = run_cli(*["workflow", "run", "noop3", "--run-id", "op-1", "--json"], cwd=root,
+                  env=env_for(root, pg_dsn, WHO="run"), timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = run_cli(*["workflow", "status", "op-1", "--json"], cwd=root, env=env_for(root, pg_dsn, WHO="status"),
+                  timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "succeeded", out.stdout + out.stderr
+    assert marker.read_text() == "health\nrun\n"
     out = run_cli(*["activity", "--json"], cwd=root, env=env_for(root, pg_dsn, WHO="show"), timeout=60)
     assert json.loads(out.stdout)["store"].startswith("postgres://127.0.0.1:")
