@@ -56,9 +56,9 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
         store = open_store(config, cache_dir=rt.cache_dir, resolve=rt.resolve, migrate=False)
         try:
             applied = store.db.migrate() if args.command == "migrate" else []
-            rows, _ = store.db.execute("SELECT MAX(version) FROM schema_version")
             report: dict[str, Any] = {"backend": config.backend, "location": store.location,
-                                      "schema_version": rows[0][0], "latest_version": schema.VERSION}
+                                      "schema_version": schema.current_version(store.db.execute),
+                                      "latest_version": schema.VERSION}
             if args.command == "migrate":
                 report["applied"] = applied
             else:

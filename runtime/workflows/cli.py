@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any, Callable, TextIO
+
+from runtime.logs import utc_now_text
 
 USAGE = ("workflow {enqueue KEY [--context JSON] [--run-id ID] [--json] | run KEY [...] | list [--dead] |"
          " status RUN_ID}")
@@ -108,8 +109,7 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     except Exception as exc:  # StartupError and friends: the message is for the operator
         print(f"error: {exc}", file=err)
         return 1
-    import sqlite3
-
+    from runtime.state import StateError
     from runtime.workflows.service import EnqueueError, UnknownWorkflowError, service_for
 
     svc = None
@@ -129,11 +129,8 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     except EnqueueError as exc:
         print(f"error: {exc}", file=err)
         return 1
-    except sqlite3.Error as exc:  # a corrupt or unreadable runs database: one line, no traceback
-        from runtime.workflows.runs import FILENAME
-
-        where = getattr(getattr(svc, "store", None), "path", None) or Path(rt.cache_dir) / FILENAME
-        print(f"error: cannot use {where}: {exc} (move it aside to start a new one)", file=err)
+    except StateError as exc:  # a corrupt, unreadable or unreachable store: its message names it
+        print(f"error: {exc}", file=err)
         return 1
     except Exception as exc:  # anything else is still one line for the operator, never a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=err)
@@ -234,7 +231,7 @@ def _dead(svc: Any, args: Any, out: TextIO) -> int:
     limit = max(1, min(int(args.limit), 10000))
     letters = [{"key": d.key, "workflow": d.workflow, "run_id": d.run_id, "task_name": d.task_name,
                 "reason": d.reason, "detail": d.detail, "deliveries": d.deliveries,
-                "created_at": utc_text(d.created_at)} for d in svc.store.dead_letters(limit)]
+                "created_at": utc_now_text(d.created_at, digits=0)} for d in svc.store.dead_letters(limit)]
     if args.json:
         print(json.dumps(letters, indent=2, sort_keys=True), file=out)
     elif not letters:
@@ -245,12 +242,6 @@ def _dead(svc: Any, args: Any, out: TextIO) -> int:
                   f"{'y' if d['deliveries'] == 1 else 'ies'}; workflow {d['workflow'] or '-'}, run {d['run_id'] or '-'})"
                   f": {d['detail']}", file=out)
     return 0
-
-
-def utc_text(t: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _status(svc: Any, args: Any, out: TextIO, err: TextIO) -> int:
