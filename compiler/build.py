@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from compiler.diagnostics import CompileError, Diagnostic, Document
 from compiler.emit import encode
 from compiler.project import load_project, load_settings, settings_for
 from compiler.resolve import resolve
+from runtime.canonical import DIGEST_PREFIX, sha256_file_bytes
 from runtime.locate import put_on_import_path
 from runtime.model import replace
 
@@ -101,7 +101,7 @@ def _build(root: Path, out_dir: Path, profiles: list[str] | None) -> BuildResult
         try:  # a [deploy] table: the Cloud Run service and queue, rendered as `deploy render` last did
             profile = replace(resolved.profile, digest=result.digests[profile_path])
             for path, data in deploy.files_for_build(profile, out_dir, f"build/{profile_path.name}").items():
-                result.files[path], result.digests[path] = data, "sha256:" + hashlib.sha256(data).hexdigest()
+                result.files[path], result.digests[path] = data, DIGEST_PREFIX + sha256_file_bytes(data)
         except deploy.DeployError as exc:
             result.diagnostics.append(Diagnostic("deploy.render", str(exc), None, "/deploy"))
     result.diagnostics.sort(key=Diagnostic.sort_key)

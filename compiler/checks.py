@@ -164,25 +164,10 @@ def _takes_three(params: tuple[int, int, bool, str, int]) -> bool:
     return required <= 3 and (positional >= 3 or varargs) and required_keyword_only == 0
 
 
-@functools.lru_cache(maxsize=256)
 def _function_params(path: str, mtime_ns: int) -> dict[str, tuple[int, int, bool, str, int]]:
-    """Top-level `def`s of a source file: name -> (positional parameters, required ones, *args, the
-    parameter list as written, required keyword-only ones)."""
-    import ast
-
-    try:
-        tree = ast.parse(open(path, "rb").read())
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    out = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            args = node.args
-            positional = len(args.posonlyargs) + len(args.args)
-            required_kw = sum(1 for d in args.kw_defaults if d is None)
-            out[node.name] = (positional, positional - len(args.defaults), args.vararg is not None,
-                              ast.unparse(args), required_kw)
-    return out
+    """Top-level `def`s of a source file (also under a top-level `if`/`try`): name -> (positional
+    parameters, required ones, *args, the parameter list as written, required keyword-only ones)."""
+    return _outline(path, mtime_ns)[1]
 
 
 def module_source(module: str) -> Path | None:
@@ -231,20 +216,33 @@ def _mtime_ns(path: Path) -> int:
         return 0
 
 
-@functools.lru_cache(maxsize=256)
 def _top_level_names(path: str, mtime_ns: int) -> frozenset[str]:
+    return _outline(path, mtime_ns)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _outline(path: str, mtime_ns: int) -> tuple[frozenset[str], dict[str, tuple[int, int, bool, str, int]]]:
+    """One parse per source file: the names it defines at the top level (also under `if`/`try`) and each
+    such `def`'s parameters, so the factory check and the signature check see the same definitions."""
     import ast
 
     try:
         tree = ast.parse(open(path, "rb").read())
     except (OSError, SyntaxError, ValueError):
-        return frozenset()
+        return frozenset(), {}
     names: set[str] = set()
+    params: dict[str, tuple[int, int, bool, str, int]] = {}
 
     def collect(body: list) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
+                if not isinstance(node, ast.ClassDef):
+                    args = node.args
+                    positional = len(args.posonlyargs) + len(args.args)
+                    required_kw = sum(1 for d in args.kw_defaults if d is None)
+                    params[node.name] = (positional, positional - len(args.defaults), args.vararg is not None,
+                                         ast.unparse(args), required_kw)
             elif isinstance(node, ast.Assign):
                 names.update(t.id for t in node.targets if isinstance(t, ast.Name))
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -255,7 +253,7 @@ def _top_level_names(path: str, mtime_ns: int) -> frozenset[str]:
                 collect(node.body + node.orelse + node.finalbody + [n for h in node.handlers for n in h.body])
 
     collect(tree.body)
-    return frozenset(names)
+    return frozenset(names), params
 
 
 def _allowed(module: str, allowlist: list[str]) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from compiler.checks import resolve_category
 from compiler.diagnostics import Diagnostic, Document
+from runtime.canonical import DIGEST_PREFIX, sha256_file_bytes
 from runtime.model import ProfileArtifact, Selection
 from runtime.overrides import get_path
 
@@ -309,8 +310,6 @@ def verify_rendered(path: Path) -> tuple[str, list[str], list[str]]:
     """(digest of the file, what matched, what differs) for a rendered service or queue file: the profile
     artifact it names still has the digest it names, and rendering that profile again (with the recorded
     options) gives the same bytes. For `oneiric manifest verify`."""
-    import hashlib
-
     from runtime import artifact
     from runtime.artifact import ArtifactError
 
@@ -319,7 +318,7 @@ def verify_rendered(path: Path) -> tuple[str, list[str], list[str]]:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return "", [], [f"cannot read: {getattr(exc, 'strerror', None) or exc}"]
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    digest = DIGEST_PREFIX + sha256_file_bytes(raw)
     source = _SOURCE.match(text)
     if source is None:
         return digest, [], ["not a file `oneiric deploy render` wrote (no header naming its profile artifact)"]

@@ -201,16 +201,15 @@ def _diagnose(error: Any, doc: Document, base: str) -> list[Diagnostic]:
         key = missing[0] if missing else "?"
         return [Diagnostic("schema.required", f"missing required key {key!r}",
                            doc.span(pointer, key=True), pointer)]
-    message = error.message
     last = str(error.absolute_path[-1]) if error.absolute_path else ""
-    if _CREDENTIAL_KEY.search(last):
-        message = f"invalid value ({error.validator}: {error.validator_value!r})"
+    redacted = bool(_CREDENTIAL_KEY.search(last))  # a credential's value appears in neither message nor hint
+    message = f"invalid value ({error.validator}: {error.validator_value!r})" if redacted else error.message
     hint = None
     if error.validator == "enum" and isinstance(error.instance, str):
         near = suggest(error.instance, [str(v) for v in error.validator_value])
         if near:
             hint = f"did you mean {near!r}?"
     reading = doc.readings.get(pointer)  # e.g. `enabled: yes`, a boolean in YAML 1.1, a string in 1.2
-    if reading and message is error.message:
+    if reading and not redacted:
         hint = f"{hint}; {reading}" if hint else reading
     return [Diagnostic(rule, message, doc.span(pointer), pointer, hint)]

@@ -247,44 +247,48 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
     from runtime.supervisor import evaluate
 
     rt = prepare(_options(global_opts, ns, log_stream=sys.stderr, health_path=ns.health_path))
-    if rt.state.remote:  # the shared activity rows: the DSN is a secret reference
-        from runtime import activate
-        from runtime.activity import ActivityError
-        from runtime.state import StateError
+    from runtime import activate
 
-        activate.activate(rt, only=())
-        try:
-            rt.state.store()  # wait for the connection (bounded by connect_timeout_seconds)
-        except StateError as exc:
-            raise ActivityError(str(exc)) from None
-    if ns.action:
-        state = {"pause": "paused", "drain": "draining", "resume": "active"}[ns.action]
-        who = rt.environ.get("USER") or rt.environ.get("LOGNAME") or f"uid{os.getuid()}"
-        record = rt.activity.set(ns.domain, ns.key, state, note=ns.note, updated_by=f"cli:{who}")
-        if not rt.supervisor_enabled:
-            rt.log("WARNING", "the Service Supervisor is disabled for this profile: the change is recorded "
-                              "but not enforced until it is enabled")
-        _emit({"action": ns.action, **record.as_dict(), "store": str(rt.activity.path)}, ns.json)
-        return 0
-    snapshot = evaluate(rt.activity, rt.windows)
-    data: dict[str, Any] = {
-        "activity_state": snapshot.global_state or "accepting",
-        "supervisor_enabled": rt.supervisor_enabled,
-        "entries": [r.as_dict() for r in snapshot.records],
-        "windows": [r.as_dict() for r in snapshot.windows],
-        "store": str(rt.activity.path),
-    }
     try:
-        live = health.read_file(rt.health_path)
-        data["runtime_health"] = {"activity_state": live.get("activity_state"),
-                                  "last_update": live.get("lifecycle_state", {}).get("supervisor", {}).get("last_update"),
-                                  "pid": live.get("pid"), "path": str(rt.health_path)}
-    except (OSError, ValueError):
-        data["runtime_health"] = None
-    if snapshot.error:
-        data["error"] = snapshot.error
-    _emit(data, ns.json)
-    return 0
+        if rt.state.remote:  # the shared activity rows: the DSN is a secret reference
+            from runtime.activity import ActivityError
+            from runtime.state import StateError
+
+            activate.activate(rt, only=())
+            try:
+                rt.state.store()  # wait for the connection (bounded by connect_timeout_seconds)
+            except StateError as exc:
+                raise ActivityError(str(exc)) from None
+        if ns.action:
+            state = {"pause": "paused", "drain": "draining", "resume": "active"}[ns.action]
+            who = rt.environ.get("USER") or rt.environ.get("LOGNAME") or f"uid{os.getuid()}"
+            record = rt.activity.set(ns.domain, ns.key, state, note=ns.note, updated_by=f"cli:{who}")
+            if not rt.supervisor_enabled:
+                rt.log("WARNING", "the Service Supervisor is disabled for this profile: the change is recorded "
+                                  "but not enforced until it is enabled")
+            _emit({"action": ns.action, **record.as_dict(), "store": str(rt.activity.path)}, ns.json)
+            return 0
+        snapshot = evaluate(rt.activity, rt.windows)
+        data: dict[str, Any] = {
+            "activity_state": snapshot.global_state or "accepting",
+            "supervisor_enabled": rt.supervisor_enabled,
+            "entries": [r.as_dict() for r in snapshot.records],
+            "windows": [r.as_dict() for r in snapshot.windows],
+            "store": str(rt.activity.path),
+        }
+        try:
+            live = health.read_file(rt.health_path)
+            data["runtime_health"] = {"activity_state": live.get("activity_state"),
+                                      "last_update": live.get("lifecycle_state", {}).get("supervisor", {}).get("last_update"),
+                                      "pid": live.get("pid"), "path": str(rt.health_path)}
+        except (OSError, ValueError):
+            data["runtime_health"] = None
+        if snapshot.error:
+            data["error"] = snapshot.error
+        _emit(data, ns.json)
+        return 0
+    finally:  # the store connection and any adapter activated above
+        activate.close(rt)
 
 
 def cmd_workflow(global_opts: dict[str, Any], argv: list[str]) -> int:

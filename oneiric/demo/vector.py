@@ -21,7 +21,20 @@ def embed(text: str, dimensions: int) -> list[float]:
     return out[:dimensions]
 
 
-class MemoryVectorStore(Adapter):
+class _VectorStore(Adapter):
+    """What both stores share: the settings' `dimensions` and the check every upsert makes against it."""
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.settings.get("dimensions", 768))
+
+    def _checked(self, vector: list[float]) -> list[float]:
+        if len(vector) != self.dimensions:
+            raise AdapterError(f"vector has {len(vector)} dimensions, expected {self.dimensions}")
+        return [float(v) for v in vector]
+
+
+class MemoryVectorStore(_VectorStore):
     """In-process store for local runs: no service needed. Shared by every run of the process."""
 
     name = "memory"
@@ -32,15 +45,10 @@ class MemoryVectorStore(Adapter):
         self._rows: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def dimensions(self) -> int:
-        return int(self.settings.get("dimensions", 768))
-
     def upsert(self, key: str, vector: list[float]) -> None:
-        if len(vector) != self.dimensions:
-            raise AdapterError(f"vector has {len(vector)} dimensions, expected {self.dimensions}")
+        vector = self._checked(vector)
         with self._lock:
-            self._rows[key] = list(vector)
+            self._rows[key] = vector
 
     def count(self) -> int:
         return len(getattr(self, "_rows", {}))
@@ -52,7 +60,7 @@ class MemoryVectorStore(Adapter):
         return {"status": "ready", "detail": f"{len(getattr(self, '_rows', {}))} vectors in memory"}
 
 
-class PgVectorStore(Adapter):
+class PgVectorStore(_VectorStore):
     """pgvector over a DSN held in a secret. Cold start does no I/O: the first `upsert`/`count`/`get` connects
     (psycopg, the `postgres` extra) and creates the settings' `table` if it is missing. The database needs the
     `vector` extension (`CREATE EXTENSION vector`, run once by whoever provisions it; on Cloud SQL the
@@ -72,10 +80,6 @@ class PgVectorStore(Adapter):
         self._target = urlsplit(dsn).hostname or "localhost"
         self._lock = threading.Lock()
         self._conn: Any = None
-
-    @property
-    def dimensions(self) -> int:
-        return int(self.settings.get("dimensions", 768))
 
     @property
     def table(self) -> str:
@@ -103,10 +107,8 @@ class PgVectorStore(Adapter):
                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
 
     def upsert(self, key: str, vector: list[float]) -> None:
-        if len(vector) != self.dimensions:
-            raise AdapterError(f"vector has {len(vector)} dimensions, expected {self.dimensions}")
         self._run("INSERT INTO {table} (key, embedding) VALUES (%s, CAST(%s::float8[] AS vector)) "
-                  "ON CONFLICT (key) DO UPDATE SET embedding = EXCLUDED.embedding", (key, [float(v) for v in vector]))
+                  "ON CONFLICT (key) DO UPDATE SET embedding = EXCLUDED.embedding", (key, self._checked(vector)))
 
     def count(self) -> int:
         return int(self._run("SELECT COUNT(*) FROM {table}")[0][0])

@@ -33,6 +33,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'runtime.state' has no attribute {name!r}")
 
 BACKENDS = ("sqlite", "postgres")
+#: the sqlite backend's file under the cache dir (named here, where no sqlite3 import comes with it)
+SQLITE_FILENAME = "workflow_runs.sqlite"
 #: (default, minimum, maximum) of each numeric `[state]` key; the schema says the same
 LIMITS = {
     "retention_days": (14, 1, 3650),

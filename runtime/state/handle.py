@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from runtime.state import StateConfig, StateError, open_store
+from runtime.state import SQLITE_FILENAME, StateConfig, StateError, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.state.store import Store
@@ -138,7 +138,7 @@ class StateHandle:
         if self._store is None and not self.remote and self.status == "idle":
             from pathlib import Path
 
-            if not (Path(self._cache_dir) / "workflow_runs.sqlite").exists():
+            if not (Path(self._cache_dir) / SQLITE_FILENAME).exists():
                 return {"status": "ready", "backend": self.backend, "location": None,
                         "detail": "no run stored yet", "dead_letters": 0}
             self.start()

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from runtime.state import schema
+from runtime.state import SQLITE_FILENAME, schema
 from runtime.state.store import Database, StateError
 
-FILENAME = "workflow_runs.sqlite"
+FILENAME = SQLITE_FILENAME
 
 
 class SqliteDatabase(Database):

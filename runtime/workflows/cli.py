@@ -56,11 +56,11 @@ def _context(text: str | None) -> dict[str, Any]:
         raise _Usage(str(exc)) from None
 
 
-def _run_id(text: str | None) -> str | None:
+def _run_id(text: str | None, where: str) -> str | None:
     from runtime.workflows.request import BadRequest, check_run_id
 
     try:
-        check_run_id(text, "--run-id")
+        check_run_id(text, where)
     except BadRequest as exc:
         raise _Usage(str(exc)) from None
     return text
@@ -95,7 +95,7 @@ def main(argv: list[str], options: Any = None, *, build: Callable[[Any], Any] | 
     try:
         args = _parser().parse_args(argv)
         context = _context(getattr(args, "context", None))
-        _run_id(getattr(args, "run_id", None))
+        _run_id(getattr(args, "run_id", None), "RUN_ID" if args.command == "status" else "--run-id")
     except _Usage as exc:
         print(f"{exc}\nusage: oneiric {USAGE}", file=err)
         return 2

@@ -41,7 +41,8 @@ def _node(raw: DagNode | Mapping) -> DagNode:
     policy = rp if isinstance(rp, RetryPolicy) else RetryPolicy(**rp)
     return DagNode(id=raw["id"], task=raw["task"], depends_on=tuple(raw.get("depends_on") or ()),
                    payload=dict(raw.get("payload") or {}), retry_policy=policy,
-                   timeout_seconds=float(raw.get("timeout_seconds") or DEFAULT_NODE_TIMEOUT))
+                   timeout_seconds=float(DEFAULT_NODE_TIMEOUT if raw.get("timeout_seconds") is None
+                                         else raw["timeout_seconds"]))
 
 
 #: What a node's retry_policy may hold: the manifest schema's bounds (a test keeps them equal), re-checked

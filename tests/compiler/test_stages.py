@@ -114,6 +114,20 @@ def test_factories_outside_the_allowlist_or_not_defined_by_their_module_are_refu
     assert [(d.rule, d.span.line) for d in found] == [("factory.not-allowed", 1), ("factory.not-defined", 2)]
 
 
+def test_task_signatures_are_read_from_defs_under_a_top_level_try_too(tmp_path, monkeypatch):
+    (tmp_path / "sigtasks_under_try.py").write_text(
+        "try:\n    import no_such_fast_library\nexcept ImportError:\n"
+        "    def fast(payload, context):\n        return {}\n\n"
+        "def ok(payload, context, inputs):\n    return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entries = (Entry("task", "fast", "p", "sigtasks_under_try:fast", source="m.yaml:1:1"),
+               Entry("task", "ok", "p", "sigtasks_under_try:ok", source="m.yaml:2:1"))
+    assert checks.check_factories(entries, ["sigtasks_under_try"], {}, None) == []  # both are defined
+    found = checks.check_task_signatures(entries, {})
+    assert [(d.rule, d.span.line) for d in found] == [("task.signature", 1)]
+    assert "fast(payload, context)" in found[0].message
+
+
 @pytest.mark.parametrize("remote, rule", [
     ('manifest_url = "file:///srv/m.json"\nallow_file_uris = true\nallowed_file_uri_roots = ["/opt"]',
      "remote.file-uri"),

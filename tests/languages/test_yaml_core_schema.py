@@ -87,3 +87,13 @@ def test_a_schema_error_on_a_yaml11_spelling_says_how_it_was_read_and_what_to_wr
     assert lines[1].startswith("deployment/manifests/app.yaml:8:26: error: $.entries[0].metadata.required: 'off' is not "
                                "of type 'boolean'"), result.stderr
     assert "to mean false, write false" in lines[1]
+
+
+def test_a_credential_keys_value_appears_in_neither_the_error_nor_the_yaml11_hint():
+    from compiler.schema import check_subtree
+
+    doc = load_yaml(b"password: no\nmode: no\n", "m.yaml")
+    found = {d.pointer: d for d in check_subtree(doc, doc.data, {"properties": {
+        "password": {"type": "integer"}, "mode": {"type": "integer"}}}, "")}
+    assert found["/password"].message == "invalid value (type: 'integer')" and found["/password"].hint is None
+    assert "'no'" in found["/mode"].message and "YAML 1.1" in found["/mode"].hint  # other keys keep both

@@ -50,6 +50,18 @@ def test_plan_accepts_plain_json_nodes_from_a_stdlib_reader():
     assert plan.by_id["b"].retry_policy.attempts == 2
 
 
+@pytest.mark.parametrize("timeout, outcome", [(None, 600.0), (2.5, 2.5), (0, "refused"), (86401, "refused")])
+def test_a_nodes_timeout_from_plain_json_defaults_only_when_absent(timeout, outcome):
+    """A remotely refreshed manifest is plain JSON the compiler never checked: 0 is refused, not read as unset."""
+    raw = {"id": "a", "task": "t", **({} if timeout is None else {"timeout_seconds": timeout})}
+    entry = Entry(domain="workflow", key="w", provider="dag", factory="m:f", dag={"nodes": [raw]})
+    if outcome == "refused":
+        with pytest.raises(PlanError, match=r"node 'a' timeout_seconds must be in \(0, 86400\]"):
+            build_plan(entry)
+    else:
+        assert build_plan(entry).by_id["a"].timeout_seconds == outcome
+
+
 def test_retry_delay_is_exponential_capped_and_jittered():
     p = RetryPolicy(attempts=9, base_delay=0.5, max_delay=3.0, jitter=0.5)
     assert [retry_delay(p, n, rng=lambda: 0.0) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
