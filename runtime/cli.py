@@ -202,6 +202,8 @@ def cmd_health(global_opts: dict[str, Any], argv: list[str]) -> int:
             activate.close(rt)
     else:
         rt = prepare(opts)
+        if not ns.health_path:  # where the last orchestrate of this cache dir said it writes
+            rt.health_path = health.default_path(rt.cache_dir)
         try:
             record = health.read_file(rt.health_path)
         except FileNotFoundError:
@@ -247,6 +249,8 @@ def cmd_activity(global_opts: dict[str, Any], argv: list[str]) -> int:
     from runtime.supervisor import evaluate
 
     rt = prepare(_options(global_opts, ns, log_stream=sys.stderr, health_path=ns.health_path))
+    if not ns.health_path:  # where the last orchestrate of this cache dir said it writes
+        rt.health_path = health.default_path(rt.cache_dir)
     from runtime import activate
 
     try:

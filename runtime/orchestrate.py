@@ -53,13 +53,6 @@ def _tick(rt: Runtime) -> None:
 def orchestrate(options: Any) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean drain, 1 when cold start is refused."""
     rt = prepare(options)  # StartupError propagates: nothing has started yet
-    if not getattr(options, "health_path", None):
-        rt.health_path = rt.cache_dir / health.FILENAME  # not where an earlier --health-path run wrote
-    try:
-        health.record_location(rt.cache_dir, rt.health_path)
-    except OSError as exc:
-        rt.log("WARNING", "cannot note where the health file is written; health and activity without "
-               "--health-path will not find it", error=str(exc), path=str(rt.health_path))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -86,6 +79,11 @@ def orchestrate(options: Any) -> int:
         rt.http_port = server.port
         rt.log("INFO", "listening", host=host, port=server.port, profile=rt.profile.profile.name)
 
+    try:  # after listening: the note is for `health` and `activity` run later without --health-path
+        health.record_location(rt.cache_dir, rt.health_path)
+    except OSError as exc:
+        rt.log("WARNING", "cannot note where the health file is written; health and activity without "
+               "--health-path will not find it", error=str(exc), path=str(rt.health_path))
     activate.activate(rt)
     from runtime.supervisor import Supervisor
 

@@ -82,7 +82,7 @@ def prepare(options: Any) -> Runtime:
     health_path = _opt(options, "health_path")
     try:
         rt = Runtime(location, loaded, overrides, logger, environ=environ, cache_dir=cache_dir,
-                     health_path=Path(health_path) if health_path else health.default_path(cache_dir),
+                     health_path=Path(health_path) if health_path else cache_dir / health.FILENAME,
                      no_remote=bool(_opt(options, "no_remote", False)))
     except StateError as exc:
         raise StartupError(f"{exc} (settings or ONEIRIC_STATE__* environment)") from None
