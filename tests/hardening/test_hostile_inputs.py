@@ -14,7 +14,7 @@ from tests.support.env import clean_env, wait_until
 from tests.support.procs import assert_clean_failure, oneiric
 from tests.support.server import Orchestrator
 
-from .project import HMAC_KEY, env_for, post, query, start
+from .project import HMAC_KEY, SETTINGS, env_for, make_project, post, query, start
 from .test_security import _raw_request
 
 pytestmark = pytest.mark.area("security")
@@ -154,6 +154,24 @@ def test_empty_or_missing_hmac_key_is_unhealthy_and_healthz_503_naming_it(hard_p
     reliability.set(injects=f"ONEIRIC_SECRET_TASKS_HMAC_KEY {state}",
                     must_hold="health unhealthy (exit 1), /healthz 503 naming tasks-hmac-key, deliveries 503",
                     figure="health exit 1; /healthz 503; delivery 503")
+
+
+def test_a_secret_created_after_start_turns_healthz_ready_without_a_restart(orchestrators, tmp_path):
+    """Secrets not ready are re-checked in the background (activate.RECHECK_SECONDS): creating the missing one
+    is enough, as when an operator adds a Secret Manager version after deploying."""
+    assert 'provider = "env"' in SETTINGS
+    root = make_project(tmp_path / "late", SETTINGS.replace('provider = "env"', 'provider = "file"\ndirectory = "secrets"'))
+    (root / "secrets").mkdir()
+    env = {k: v for k, v in env_for(root).items() if k != "ONEIRIC_SECRET_TASKS_HMAC_KEY"}
+    orch = Orchestrator(root, ["orchestrate", "--no-remote"], env).wait_ready(30)
+    orchestrators.append(orch)
+    code, _, body = orch.get("/healthz")
+    assert code == 503 and body["secrets"] == ["tasks-hmac-key"], body
+    (root / "secrets" / "tasks-hmac-key").write_text(HMAC_KEY)
+    wait_until(lambda: orch.get("/healthz")[0] == 200, timeout=20)
+    code, body = post(orch.url, {"workflow": "noop3", "run_id": "late-1"})
+    assert code == 200 and body["status"] == "succeeded", body
+    assert orch.terminate() == 0
 
 
 def test_non_utf8_secret_is_named_never_shown(hard_project, orchestrators, reliability):

@@ -193,6 +193,19 @@ def test_serverless_profile_override_outside_its_constraints_exits_1_naming_it(e
         assert value not in result.stdout + result.stderr
 
 
+def test_serverless_profile_compiled_value_outside_its_constraints_refuses_start_naming_it(embedded_project):
+    """An artifact edited by hand (and re-digested) past a bound: the runtime checks compiled numbers too."""
+    from tests.support.artifacts import edit_artifact
+
+    edit_artifact(embedded_project / "build" / "serverless_profile.json",
+                  lambda data: data["settings"]["http"].update(max_body_bytes=0))
+    result = run_cli("orchestrate", "--profile", "serverless", "--no-http", cwd=embedded_project, env=clean_env())
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "http.max_body_bytes" in lines[0] and "100" in lines[0] and "run oneiric compile" in lines[0], lines[0]
+
+
 def test_serverless_profile_override_inside_is_applied_through_the_cli(embedded_project):
     info = run_cli("supervisor-info", "--json", cwd=embedded_project,
                    env=clean_env(ONEIRIC_PROFILE="serverless", ONEIRIC_RUNTIME_SUPERVISOR__POLL_INTERVAL="0.5",
